@@ -1,0 +1,104 @@
+// The backend contract: every op the model, compression and training code needs, on opaque device tensors.
+// Model code never names a backend; it calls these methods. Ops are enqueued synchronously and results come
+// back through `read` (async, so a GPU backend can map buffers). Shapes are row-major; leading dims of
+// "[..., C]" operands are flattened into rows.
+//
+// Shape legend: B batch, T query tokens, S key/value rows, C channels, H query heads, Hkv key/value heads,
+// D head dim, V vocab, M/N/K matmul dims.
+
+import type { Shape } from "../tensor/shape.js";
+
+export type DeviceDType = "f32" | "i32";
+
+/** A tensor living on some backend; only that backend can read or use it. */
+export interface Tensor {
+  readonly shape: Shape;
+  readonly dtype: DeviceDType;
+}
+
+export interface RopeParams {
+  /** Number of heads packed in the last dim (x is [B, T, heads·D]). */
+  numHeads: number;
+  headDim: number;
+  /** Absolute position of token t = 0 (the KV-cache length during generation). */
+  startPos: number;
+}
+
+export interface AttentionParams {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Key/value rows in use; k and v may have more rows (a KV cache's capacity). */
+  kvLength: number;
+  /** Absolute position of query row 0; query t attends to keys 0..queryOffset+t. */
+  queryOffset: number;
+  /** Keys more than this many positions back are masked (Mistral); null = full causal. */
+  slidingWindow: number | null;
+}
+
+export interface MatmulOptions {
+  /** Use Aᵀ: a is stored [K, M]. */
+  transposeA?: boolean;
+  /** Use Bᵀ: b is stored [N, K]. */
+  transposeB?: boolean;
+}
+
+/** Op names as they appear in file names, shaders, tests and benchmarks. */
+export type OpName =
+  | "matmul"
+  | "linear"
+  | "add"
+  | "rms_norm"
+  | "rope"
+  | "attention"
+  | "silu_mul"
+  | "embedding"
+  | "softmax"
+  | "log_softmax"
+  | "cross_entropy"
+  | "write_rows"
+  | "narrow";
+
+export interface Backend {
+  readonly name: string;
+  /** Whether this backend implements `op`; callers skip (and report) what it does not. */
+  supports(op: OpName): boolean;
+
+  upload(data: Float32Array, shape: Shape): Tensor;
+  uploadInt(data: Int32Array, shape: Shape): Tensor;
+  /** A zero-filled f32 tensor (e.g. a KV cache). */
+  zeros(shape: Shape): Tensor;
+  read(t: Tensor): Promise<Float32Array>;
+  readInt(t: Tensor): Promise<Int32Array>;
+  /** Releases device memory; the tensor must not be used again. */
+  dispose(t: Tensor): void;
+
+  /** [M, K] · [K, N] → [M, N] (see MatmulOptions for transposed storage). */
+  matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor;
+  /** y = x·Wᵀ + bias, PyTorch's F.linear: x [..., K], weight [N, K], bias [N] → [..., N]. */
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
+  /** Elementwise a + b, same shapes. */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** x / sqrt(mean(x²) + eps) · weight over the last dim. x [..., C], weight [C]. */
+  rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /** Rotary embedding, rotate-half layout (HF). x [B, T, heads·D]; cos, sin [P, D/2] with P ≥ startPos + T. */
+  rope(x: Tensor, cos: Tensor, sin: Tensor, p: RopeParams): Tensor;
+  /** Causal grouped-query attention softmax(q·kᵀ/√D)·v. q [B, T, H·D]; k, v [B, S, Hkv·D] → [B, T, H·D]. */
+  attention(q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): Tensor;
+  /** silu(gate) · up, elementwise. */
+  silu_mul(gate: Tensor, up: Tensor): Tensor;
+  /** Rows of table [V, C] picked by ids (i32, any shape) → [...ids.shape, C]. */
+  embedding(ids: Tensor, table: Tensor): Tensor;
+  softmax(x: Tensor): Tensor;
+  log_softmax(x: Tensor): Tensor;
+  /** Per-row negative log-likelihood: logits [..., V], targets i32 [...] → f32 [...]; target < 0 gives 0. */
+  cross_entropy(logits: Tensor, targets: Tensor): Tensor;
+  /** dst [B, cap, C] rows offset..offset+T ← src [B, T, C] (in place). */
+  write_rows(dst: Tensor, src: Tensor, offset: number): void;
+  /** x [B, T, C] → rows start..start+length along dim 1: [B, length, C]. */
+  narrow(x: Tensor, start: number, length: number): Tensor;
+}
+
+/** Names accepted by --backend. `auto` picks the best available. */
+export const BACKEND_NAMES = ["cpu", "auto"] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -1,0 +1,250 @@
+// The CPU reference backend: plain TypeScript loops that read like the maths (one op per file beside this one).
+// Every fast backend is tested against it. Tensors are host typed arrays.
+
+import { BackendError } from "../../errors.js";
+import { formatShape, numel, type Shape, shapeEquals } from "../../tensor/shape.js";
+import type { AttentionParams, Backend, MatmulOptions, OpName, RopeParams, Tensor } from "../backend.js";
+import { attention_forward } from "./attention.js";
+import { cross_entropy_forward } from "./cross_entropy.js";
+import { embedding_forward } from "./embedding.js";
+import { log_softmax_forward } from "./log_softmax.js";
+import { linear_forward, matmul_forward } from "./matmul.js";
+import { rms_norm_forward } from "./rms_norm.js";
+import { rope_forward } from "./rope.js";
+import { silu_mul_forward } from "./silu_mul.js";
+import { softmax_forward } from "./softmax.js";
+
+export class CpuTensor implements Tensor {
+  readonly shape: Shape;
+  readonly dtype: "f32" | "i32";
+  readonly data: Float32Array | Int32Array;
+  constructor(data: Float32Array | Int32Array, shape: Shape) {
+    if (data.length !== numel(shape)) {
+      throw new BackendError(
+        "backend.shape",
+        `data of ${data.length} elements does not fit shape ${formatShape(shape)}`,
+      );
+    }
+    this.data = data;
+    this.shape = [...shape];
+    this.dtype = data instanceof Int32Array ? "i32" : "f32";
+  }
+}
+
+function f32(t: Tensor, what: string): Float32Array {
+  if (!(t instanceof CpuTensor))
+    throw new BackendError("backend.foreign", `${what}: tensor is not from the cpu backend`);
+  if (!(t.data instanceof Float32Array)) throw new BackendError("backend.dtype", `${what}: expected an f32 tensor`);
+  return t.data;
+}
+
+function i32(t: Tensor, what: string): Int32Array {
+  if (!(t instanceof CpuTensor))
+    throw new BackendError("backend.foreign", `${what}: tensor is not from the cpu backend`);
+  if (!(t.data instanceof Int32Array)) throw new BackendError("backend.dtype", `${what}: expected an i32 tensor`);
+  return t.data;
+}
+
+function last(s: Shape): number {
+  return s[s.length - 1];
+}
+
+function check(cond: boolean, op: string, msg: string): void {
+  if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
+}
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu";
+
+  supports(_op: OpName): boolean {
+    return true;
+  }
+
+  upload(data: Float32Array, shape: Shape): Tensor {
+    return new CpuTensor(data, shape);
+  }
+
+  uploadInt(data: Int32Array, shape: Shape): Tensor {
+    return new CpuTensor(data, shape);
+  }
+
+  zeros(shape: Shape): Tensor {
+    return new CpuTensor(new Float32Array(numel(shape)), shape);
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    return f32(t, "read");
+  }
+
+  async readInt(t: Tensor): Promise<Int32Array> {
+    return i32(t, "readInt");
+  }
+
+  dispose(_t: Tensor): void {
+    // host memory: the garbage collector frees it
+  }
+
+  matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+    check(a.shape.length === 2 && b.shape.length === 2, "matmul", "operands must be 2-D");
+    const tA = opts.transposeA ?? false;
+    const tB = opts.transposeB ?? false;
+    const [M, K] = tA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+    const [Kb, N] = tB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+    check(K === Kb, "matmul", `inner dims differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
+    const out = new Float32Array(M * N);
+    matmul_forward(out, f32(a, "matmul a"), f32(b, "matmul b"), M, K, N, tA, tB);
+    return new CpuTensor(out, [M, N]);
+  }
+
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    const K = last(x.shape);
+    const [N, Kw] = weight.shape;
+    check(
+      weight.shape.length === 2 && K === Kw,
+      "linear",
+      `x ${formatShape(x.shape)} vs weight ${formatShape(weight.shape)}`,
+    );
+    check(bias === null || shapeEquals(bias.shape, [N]), "linear", `bias must be [${N}]`);
+    const M = numel(x.shape) / K;
+    const out = new Float32Array(M * N);
+    linear_forward(out, f32(x, "linear x"), f32(weight, "linear weight"), bias && f32(bias, "linear bias"), M, K, N);
+    return new CpuTensor(out, [...x.shape.slice(0, -1), N]);
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
+    const x = f32(a, "add a");
+    const y = f32(b, "add b");
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
+    return new CpuTensor(out, a.shape);
+  }
+
+  rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    const C = last(x.shape);
+    check(shapeEquals(weight.shape, [C]), "rms_norm", `weight must be [${C}]`);
+    const out = new Float32Array(numel(x.shape));
+    rms_norm_forward(out, f32(x, "rms_norm x"), f32(weight, "rms_norm weight"), numel(x.shape) / C, C, eps);
+    return new CpuTensor(out, x.shape);
+  }
+
+  rope(x: Tensor, cos: Tensor, sin: Tensor, p: RopeParams): Tensor {
+    check(
+      x.shape.length === 3 && last(x.shape) === p.numHeads * p.headDim,
+      "rope",
+      `x must be [B, T, ${p.numHeads}·${p.headDim}]`,
+    );
+    const [B, T] = x.shape;
+    check(cos.shape[1] === p.headDim / 2 && cos.shape[0] >= p.startPos + T, "rope", "cos/sin table too short");
+    const out = new Float32Array(numel(x.shape));
+    rope_forward(
+      out,
+      f32(x, "rope x"),
+      f32(cos, "rope cos"),
+      f32(sin, "rope sin"),
+      B,
+      T,
+      p.numHeads,
+      p.headDim,
+      p.startPos,
+    );
+    return new CpuTensor(out, x.shape);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): Tensor {
+    const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
+    check(q.shape.length === 3 && last(q.shape) === H * D, "attention", `q must be [B, T, ${H}·${D}]`);
+    check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, "attention", "k and v must be equal-shaped [B, S, C]");
+    check(last(k.shape) === Hkv * D && k.shape[0] === q.shape[0], "attention", `k must be [B, S, ${Hkv}·${D}]`);
+    check(H % Hkv === 0, "attention", "numHeads must be a multiple of numKvHeads");
+    const [B, T] = q.shape;
+    const S = k.shape[1];
+    check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, "attention", "kvLength out of range");
+    const out = new Float32Array(numel(q.shape));
+    attention_forward(
+      out,
+      f32(q, "attention q"),
+      f32(k, "attention k"),
+      f32(v, "attention v"),
+      B,
+      T,
+      S,
+      H,
+      Hkv,
+      D,
+      p.kvLength,
+      p.queryOffset,
+      p.slidingWindow,
+    );
+    return new CpuTensor(out, q.shape);
+  }
+
+  silu_mul(gate: Tensor, up: Tensor): Tensor {
+    check(shapeEquals(gate.shape, up.shape), "silu_mul", "gate and up shapes differ");
+    const n = numel(gate.shape);
+    const out = new Float32Array(n);
+    silu_mul_forward(out, f32(gate, "silu_mul gate"), f32(up, "silu_mul up"), n);
+    return new CpuTensor(out, gate.shape);
+  }
+
+  embedding(ids: Tensor, table: Tensor): Tensor {
+    check(table.shape.length === 2, "embedding", "table must be [V, C]");
+    const [V, C] = table.shape;
+    const idv = i32(ids, "embedding ids");
+    const out = new Float32Array(idv.length * C);
+    const bad = embedding_forward(out, idv, f32(table, "embedding table"), V, C);
+    if (bad >= 0) {
+      throw new BackendError(
+        "backend.token_id",
+        `embedding: token id ${idv[bad]} at position ${bad} is outside [0, ${V})`,
+      );
+    }
+    return new CpuTensor(out, [...ids.shape, C]);
+  }
+
+  softmax(x: Tensor): Tensor {
+    const C = last(x.shape);
+    const out = new Float32Array(numel(x.shape));
+    softmax_forward(out, f32(x, "softmax x"), numel(x.shape) / C, C);
+    return new CpuTensor(out, x.shape);
+  }
+
+  log_softmax(x: Tensor): Tensor {
+    const C = last(x.shape);
+    const out = new Float32Array(numel(x.shape));
+    log_softmax_forward(out, f32(x, "log_softmax x"), numel(x.shape) / C, C);
+    return new CpuTensor(out, x.shape);
+  }
+
+  cross_entropy(logits: Tensor, targets: Tensor): Tensor {
+    const V = last(logits.shape);
+    const rows = numel(logits.shape) / V;
+    check(numel(targets.shape) === rows, "cross_entropy", "one target per row of logits");
+    const t = i32(targets, "cross_entropy targets");
+    for (let r = 0; r < rows; r++) {
+      if (t[r] >= V) throw new BackendError("backend.token_id", `cross_entropy: target ${t[r]} outside [0, ${V})`);
+    }
+    const out = new Float32Array(rows);
+    cross_entropy_forward(out, f32(logits, "cross_entropy logits"), t, rows, V);
+    return new CpuTensor(out, targets.shape);
+  }
+
+  write_rows(dst: Tensor, src: Tensor, offset: number): void {
+    check(dst.shape.length === 3 && src.shape.length === 3, "write_rows", "dst and src must be [B, rows, C]");
+    const [B, cap, C] = dst.shape;
+    const T = src.shape[1];
+    check(src.shape[0] === B && src.shape[2] === C && offset + T <= cap, "write_rows", "src does not fit dst");
+    const d = f32(dst, "write_rows dst");
+    const s = f32(src, "write_rows src");
+    for (let b = 0; b < B; b++) d.set(s.subarray(b * T * C, (b + 1) * T * C), (b * cap + offset) * C);
+  }
+
+  narrow(x: Tensor, start: number, length: number): Tensor {
+    check(x.shape.length === 3 && start + length <= x.shape[1], "narrow", "range outside dim 1");
+    const [B, T, C] = x.shape;
+    const s = f32(x, "narrow x");
+    const out = new Float32Array(B * length * C);
+    for (let b = 0; b < B; b++) out.set(s.subarray((b * T + start) * C, (b * T + start + length) * C), b * length * C);
+    return new CpuTensor(out, [B, length, C]);
+  }
+}

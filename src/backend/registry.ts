@@ -1,0 +1,15 @@
+// Backend selection by name (--backend). New backends register here and nowhere else.
+
+import { UsageError } from "../errors.js";
+import { BACKEND_NAMES, type Backend } from "./backend.js";
+import { CpuBackend } from "./cpu/index.js";
+
+export async function createBackend(name: string): Promise<Backend> {
+  switch (name) {
+    case "cpu":
+    case "auto":
+      return new CpuBackend();
+    default:
+      throw new UsageError("usage.backend", `unknown backend "${name}" (choose from: ${BACKEND_NAMES.join(", ")})`);
+  }
+}

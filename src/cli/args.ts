@@ -1,0 +1,60 @@
+// Shared option parsing for the commands: typed getters over node:util parseArgs with usage errors that name
+// the flag.
+
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.js";
+
+export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+export function parse(argv: string[], spec: OptionSpec, command: string): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+    return { values: values as ParsedArgs["values"], positionals };
+  } catch (e) {
+    throw new UsageError("usage.args", `${command}: ${(e as Error).message} (see cluscomp ${command} --help)`);
+  }
+}
+
+export function str(a: ParsedArgs, name: string, command: string): string {
+  const v = a.values[name];
+  if (typeof v !== "string" || v === "") throw new UsageError("usage.missing", `${command}: --${name} is required`);
+  return v;
+}
+
+export function optStr(a: ParsedArgs, name: string): string | undefined {
+  const v = a.values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function flag(a: ParsedArgs, name: string): boolean {
+  return a.values[name] === true;
+}
+
+export function intOpt(a: ParsedArgs, name: string, fallback: number, min = 0): number {
+  const v = a.values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== "string" || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError("usage.value", `--${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export function numOpt(a: ParsedArgs, name: string, fallback: number): number {
+  const v = a.values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError("usage.value", `--${name} must be a number, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export const BACKEND_OPTION: OptionSpec = {
+  backend: { type: "string", default: "auto" },
+};

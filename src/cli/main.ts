@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// The cluscomp command line: a thin shell over the public API (src/index.ts), one file per command.
+
+import { CluscompError, UsageError } from "../errors.js";
+import { EVAL_HELP, evalCommand } from "./eval.js";
+import { GENERATE_HELP, generateCommand } from "./generate.js";
+import { INSPECT_HELP, inspectCommand } from "./inspect.js";
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+  inspect: { run: inspectCommand, help: INSPECT_HELP },
+  eval: { run: evalCommand, help: EVAL_HELP },
+  generate: { run: generateCommand, help: GENERATE_HELP },
+};
+
+const HELP = `cluscomp — ClusComp LLM compression in TypeScript
+
+usage: cluscomp <command> [options]     (cluscomp <command> --help for its options)
+
+commands:
+  inspect    architecture, parameters, dtypes and bytes of a model directory
+  eval       perplexity of a text file
+  generate   continue a prompt (greedy or sampled), streaming to stdout
+
+Every compute command takes --backend (cpu | auto).`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (cmd === "--version") {
+    process.stdout.write("cluscomp 0.1.0\n");
+    return 0;
+  }
+  const c = COMMANDS[cmd];
+  if (!c) throw new UsageError("usage.command", `unknown command "${cmd}" (try cluscomp --help)`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`${c.help}\n`);
+    return 0;
+  }
+  await c.run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof CluscompError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    } else {
+      process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

@@ -1,0 +1,62 @@
+// Progress on stderr: a redrawn bar with rate and ETA on a terminal; on a pipe or in CI, a line every few
+// seconds (and at the end) so logs stay readable.
+
+export interface ProgressOptions {
+  label: string;
+  total: number;
+  unit: string;
+  /** Silence everything (e.g. --quiet). */
+  quiet?: boolean;
+  stream?: NodeJS.WriteStream;
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600)
+    return `${Math.floor(s / 60)}m${Math.floor(s % 60)
+      .toString()
+      .padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)
+    .toString()
+    .padStart(2, "0")}m`;
+}
+
+function fmtRate(r: number): string {
+  return r >= 100 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toPrecision(2);
+}
+
+export class ProgressBar {
+  private readonly opts: ProgressOptions;
+  private readonly start = performance.now();
+  private lastDraw = 0;
+  private readonly tty: boolean;
+  private readonly out: NodeJS.WriteStream;
+
+  constructor(opts: ProgressOptions) {
+    this.opts = opts;
+    this.out = opts.stream ?? process.stderr;
+    this.tty = this.out.isTTY === true;
+  }
+
+  /** Reports `done` of `total` units; `extra` is appended (e.g. a loss). */
+  update(done: number, extra = ""): void {
+    if (this.opts.quiet) return;
+    const now = performance.now();
+    const finished = done >= this.opts.total;
+    const every = this.tty ? 100 : 5000;
+    if (!finished && now - this.lastDraw < every) return;
+    this.lastDraw = now;
+    const secs = (now - this.start) / 1000;
+    const rate = done / Math.max(secs, 1e-9);
+    const eta = (this.opts.total - done) / rate;
+    const frac = this.opts.total > 0 ? Math.min(1, done / this.opts.total) : 1;
+    const width = 24;
+    const fill = Math.round(frac * width);
+    const bar = `${"█".repeat(fill)}${"░".repeat(width - fill)}`;
+    const tail = finished ? `in ${fmtTime(secs)}` : `ETA ${fmtTime(eta)}`;
+    const line = `${this.opts.label} ${bar} ${done}/${this.opts.total} ${this.opts.unit} ${fmtRate(rate)} ${this.opts.unit}/s ${tail}${extra ? ` ${extra}` : ""}`;
+    if (this.tty) this.out.write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
+    else this.out.write(`${line}\n`);
+  }
+}

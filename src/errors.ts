@@ -1,0 +1,33 @@
+// Typed errors. Every error a user can cause carries a message that names the file, tensor or field at fault
+// and says what to do; the CLI prints `error: <message>` and exits non-zero.
+
+export class CluscompError extends Error {
+  /** Stable machine-readable code, e.g. "safetensors.truncated". */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A safetensors file or shard index that is malformed, truncated or inconsistent. */
+export class SafetensorsError extends CluscompError {}
+
+/** A config.json that is missing, not JSON, or has a field with a bad value. */
+export class ConfigError extends CluscompError {}
+
+/** A well-formed input that asks for something this version does not implement (architecture, rope type…). */
+export class UnsupportedError extends CluscompError {}
+
+/** tokenizer.json / tokenizer_config.json missing or unusable. */
+export class TokenizerError extends CluscompError {}
+
+/** Bad command-line usage or option values. */
+export class UsageError extends CluscompError {}
+
+/** A backend asked for an op or shape it cannot run, or tensors from another backend. */
+export class BackendError extends CluscompError {}
+
+/** A model directory whose tensors do not match its config (missing tensor, wrong shape). */
+export class ModelError extends CluscompError {}

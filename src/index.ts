@@ -1,0 +1,60 @@
+// The public API of cluscomp. The CLI and the web demo use only what is exported here.
+
+export type {
+  AttentionParams,
+  Backend,
+  DeviceDType,
+  MatmulOptions,
+  OpName,
+  RopeParams,
+  Tensor,
+} from "./backend/backend.js";
+export { BACKEND_NAMES } from "./backend/backend.js";
+export { CpuBackend, CpuTensor } from "./backend/cpu/index.js";
+export { createBackend } from "./backend/registry.js";
+export {
+  BackendError,
+  CluscompError,
+  ConfigError,
+  ModelError,
+  SafetensorsError,
+  TokenizerError,
+  UnsupportedError,
+  UsageError,
+} from "./errors.js";
+export { type PerplexityOptions, type PerplexityResult, perplexity } from "./eval/perplexity.js";
+export { type GenerateOptions, type GenerateResult, generate } from "./generate/generate.js";
+export { argmax, type SamplingOptions, sampleToken } from "./generate/sampling.js";
+export {
+  type Architecture,
+  type ModelConfig,
+  parseModelConfig,
+  type RopeScaling,
+  readModelConfig,
+} from "./io/hf_config.js";
+export { inspectModel, type ModelSummary, tensorGroup } from "./io/inspect.js";
+export {
+  INDEX_FILE,
+  openCheckpoint,
+  SafetensorsFile,
+  ShardedSource,
+  type TensorInfo,
+  type TensorSource,
+  type TensorToWrite,
+  writeSafetensors,
+} from "./io/safetensors.js";
+export { loadTokenizer, type Tokenizer } from "./io/tokenizer.js";
+export { KVCache } from "./model/kv_cache.js";
+export { applyLinear, type DenseLinear, type Linear } from "./model/linear.js";
+export {
+  type DecoderLayer,
+  type ForwardOptions,
+  type ForwardResult,
+  LlamaModel,
+  type LlamaWeights,
+} from "./model/llama.js";
+export { buildModel, loadModel } from "./model/load.js";
+export { ropeInvFreq, ropeTables } from "./model/rope.js";
+export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
+export { Rng } from "./tensor/rng.js";
+export { formatShape, numel, type Shape } from "./tensor/shape.js";

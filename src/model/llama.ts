@@ -1,0 +1,208 @@
+// Llama-family decoder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM), mirroring transformers'
+// modeling_llama.py: embed → L × [x + o(attn(rope(q,k), v)) ; x + down(silu(gate)·up)] → norm → lm_head.
+// Built from the config alone (GQA ratio, head_dim, biases, tied head, sliding window), never from model names.
+//
+// Shapes: B batch, T tokens, C hidden, H/Hkv heads, D head dim, V vocab.
+
+import type { Backend, Tensor } from "../backend/backend.js";
+import { ModelError } from "../errors.js";
+import type { ModelConfig } from "../io/hf_config.js";
+import { KVCache } from "./kv_cache.js";
+import { applyLinear, disposeLinear, type Linear } from "./linear.js";
+import { ropeInvFreq, ropeTables } from "./rope.js";
+
+export interface DecoderLayer {
+  inputLayernorm: Tensor;
+  qProj: Linear;
+  kProj: Linear;
+  vProj: Linear;
+  oProj: Linear;
+  postAttentionLayernorm: Tensor;
+  gateProj: Linear;
+  upProj: Linear;
+  downProj: Linear;
+}
+
+export interface LlamaWeights {
+  embedTokens: Tensor;
+  layers: DecoderLayer[];
+  norm: Tensor;
+  /** null when tie_word_embeddings: the head reuses embedTokens. */
+  lmHead: Linear | null;
+}
+
+export interface ForwardOptions {
+  /** Continue from (and append to) this cache; without one, positions start at 0 and nothing is kept. */
+  cache?: KVCache;
+  /** Return the residual stream after the embedding, after each layer, and after the final norm. */
+  outputHiddenStates?: boolean;
+  /** Compute logits for the last position only (generation). */
+  lastOnly?: boolean;
+}
+
+export interface ForwardResult {
+  /** [B, T, V] (or [B, 1, V] with lastOnly). */
+  logits: Tensor;
+  /** L + 1 tensors [B, T, C] when asked for (HF's output_hidden_states, last one normed). */
+  hiddenStates?: Tensor[];
+}
+
+export class LlamaModel {
+  readonly backend: Backend;
+  readonly config: ModelConfig;
+  readonly weights: LlamaWeights;
+  private readonly invFreq: Float32Array;
+  private rope: { positions: number; cos: Tensor; sin: Tensor } | null = null;
+
+  constructor(backend: Backend, config: ModelConfig, weights: LlamaWeights) {
+    this.backend = backend;
+    this.config = config;
+    this.weights = weights;
+    if (weights.layers.length !== config.numHiddenLayers) {
+      throw new ModelError("model.layers", `expected ${config.numHiddenLayers} layers, got ${weights.layers.length}`);
+    }
+    this.invFreq = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
+  }
+
+  /** A KV cache sized for this model. */
+  createCache(batch: number, capacity: number): KVCache {
+    return new KVCache(this.backend, this.config, batch, capacity);
+  }
+
+  private ropeFor(positions: number): { cos: Tensor; sin: Tensor } {
+    if (this.rope === null || this.rope.positions < positions) {
+      let p = 64;
+      while (p < positions) p *= 2;
+      if (this.rope) {
+        this.backend.dispose(this.rope.cos);
+        this.backend.dispose(this.rope.sin);
+      }
+      const { cos, sin } = ropeTables(this.invFreq, p);
+      const half = this.config.headDim / 2;
+      this.rope = {
+        positions: p,
+        cos: this.backend.upload(cos, [p, half]),
+        sin: this.backend.upload(sin, [p, half]),
+      };
+    }
+    return this.rope;
+  }
+
+  /** ids: B·T token ids, row-major [B, T]. */
+  forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): ForwardResult {
+    const be = this.backend;
+    const cfg = this.config;
+    const cache = opts.cache;
+    const past = cache ? cache.length : 0;
+    if (cache && (cache.batch !== B || past + T > cache.capacity)) {
+      throw new ModelError(
+        "model.cache",
+        `KV cache holds ${cache.capacity} positions of batch ${cache.batch}; asked for ${past + T} of batch ${B}`,
+      );
+    }
+    const { cos, sin } = this.ropeFor(past + T);
+    const H = cfg.numAttentionHeads;
+    const Hkv = cfg.numKeyValueHeads;
+    const D = cfg.headDim;
+
+    const idsT = be.uploadInt(ids, [B, T]);
+    let h = be.embedding(idsT, this.weights.embedTokens);
+    be.dispose(idsT);
+    const hidden: Tensor[] = [];
+    if (opts.outputHiddenStates) hidden.push(h);
+
+    for (let l = 0; l < this.weights.layers.length; l++) {
+      const layer = this.weights.layers[l];
+      // self-attention block
+      const n1 = be.rms_norm(h, layer.inputLayernorm, cfg.rmsNormEps);
+      const q0 = applyLinear(be, layer.qProj, n1);
+      const k0 = applyLinear(be, layer.kProj, n1);
+      const v = applyLinear(be, layer.vProj, n1);
+      be.dispose(n1);
+      const q = be.rope(q0, cos, sin, { numHeads: H, headDim: D, startPos: past });
+      const k = be.rope(k0, cos, sin, { numHeads: Hkv, headDim: D, startPos: past });
+      be.dispose(q0);
+      be.dispose(k0);
+      let keys = k;
+      let values = v;
+      if (cache) {
+        be.write_rows(cache.keys[l], k, past);
+        be.write_rows(cache.values[l], v, past);
+        keys = cache.keys[l];
+        values = cache.values[l];
+      }
+      const a = be.attention(q, keys, values, {
+        numHeads: H,
+        numKvHeads: Hkv,
+        headDim: D,
+        kvLength: past + T,
+        queryOffset: past,
+        slidingWindow: cfg.slidingWindow,
+      });
+      be.dispose(q);
+      be.dispose(k);
+      be.dispose(v);
+      const o = applyLinear(be, layer.oProj, a);
+      be.dispose(a);
+      const h2 = be.add(h, o);
+      be.dispose(o);
+      if (!opts.outputHiddenStates) be.dispose(h);
+      // MLP block
+      const n2 = be.rms_norm(h2, layer.postAttentionLayernorm, cfg.rmsNormEps);
+      const g = applyLinear(be, layer.gateProj, n2);
+      const u = applyLinear(be, layer.upProj, n2);
+      be.dispose(n2);
+      const m = be.silu_mul(g, u);
+      be.dispose(g);
+      be.dispose(u);
+      const d = applyLinear(be, layer.downProj, m);
+      be.dispose(m);
+      h = be.add(h2, d);
+      be.dispose(h2);
+      be.dispose(d);
+      if (opts.outputHiddenStates && l < this.weights.layers.length - 1) hidden.push(h);
+    }
+    if (cache) cache.length = past + T;
+
+    let normed = be.rms_norm(h, this.weights.norm, cfg.rmsNormEps);
+    if (!opts.outputHiddenStates) be.dispose(h);
+    if (opts.outputHiddenStates) hidden.push(normed);
+    if (opts.lastOnly && T > 1) {
+      const lastRow = be.narrow(normed, T - 1, 1);
+      if (!opts.outputHiddenStates) be.dispose(normed);
+      normed = lastRow;
+    }
+    const logits = this.weights.lmHead
+      ? applyLinear(be, this.weights.lmHead, normed)
+      : be.linear(normed, this.weights.embedTokens, null);
+    if (!opts.outputHiddenStates || (opts.lastOnly && T > 1)) be.dispose(normed);
+    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+  }
+
+  dispose(): void {
+    const be = this.backend;
+    const w = this.weights;
+    be.dispose(w.embedTokens);
+    be.dispose(w.norm);
+    if (w.lmHead) disposeLinear(be, w.lmHead);
+    for (const layer of w.layers) {
+      be.dispose(layer.inputLayernorm);
+      be.dispose(layer.postAttentionLayernorm);
+      for (const lin of [
+        layer.qProj,
+        layer.kProj,
+        layer.vProj,
+        layer.oProj,
+        layer.gateProj,
+        layer.upProj,
+        layer.downProj,
+      ]) {
+        disposeLinear(be, lin);
+      }
+    }
+    if (this.rope) {
+      be.dispose(this.rope.cos);
+      be.dispose(this.rope.sin);
+    }
+  }
+}
