@@ -188,18 +188,33 @@ function parseHeader(
     entries.set(name, { name, dtype, shape, fileOffset: dataStart + begin, byteLength: end - begin, file });
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  // Bounds first: a contiguous layout running past the end is a truncated file; a lone span past it is corrupt.
+  let contiguous = true;
   let cursor = 0;
   for (const s of spans) {
-    if (s.begin < cursor) fail(file, "overlap", `tensor "${s.name}" overlaps the tensor before it (offset ${s.begin})`);
-    if (s.begin > cursor) fail(file, "gap", `tensor "${s.name}" leaves a gap in the data (${cursor}..${s.begin})`);
+    if (s.begin !== cursor) contiguous = false;
     cursor = s.end;
   }
-  if (cursor > dataLen) {
+  const outside = spans.find((s) => s.end > dataLen);
+  if (outside && contiguous) {
     fail(
       file,
       "truncated",
       `tensors need ${cursor} data bytes but the file holds only ${dataLen}: truncated download?`,
     );
+  }
+  if (outside) {
+    fail(
+      file,
+      "out_of_bounds",
+      `tensor "${outside.name}" data_offsets [${outside.begin}, ${outside.end}] run past the data section (${dataLen} bytes)`,
+    );
+  }
+  cursor = 0;
+  for (const s of spans) {
+    if (s.begin < cursor) fail(file, "overlap", `tensor "${s.name}" overlaps the tensor before it (offset ${s.begin})`);
+    if (s.begin > cursor) fail(file, "gap", `tensor "${s.name}" leaves a gap in the data (${cursor}..${s.begin})`);
+    cursor = s.end;
   }
   if (cursor < dataLen) fail(file, "trailing", `${dataLen - cursor} bytes after the last tensor`);
   return { entries, metadata };
