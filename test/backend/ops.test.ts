@@ -1,0 +1,182 @@
+// The backend suite: every op of the contract on every available backend, against float64 oracles, on random
+// inputs with awkward shapes (1, primes, sizes that are not multiples of a tile). Names carry op, shape and seed.
+// A backend that does not support an op reports it as skipped (it.skip with the reason), never as passed.
+
+import { describe, expect, it } from "vitest";
+import { type Backend, CpuBackend, type OpName, Rng } from "../../src/index.js";
+import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
+
+const BACKENDS: Backend[] = [new CpuBackend()];
+const TOL = 1e-10; // NMSE for an f32 reference against float64 oracles
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, () => scale * r.normal());
+}
+
+for (const be of BACKENDS) {
+  const op = (name: OpName, title: string, fn: () => Promise<void>) =>
+    be.supports(name) ? it(`${name} ${title}`, fn) : it.skip(`${name} ${title} — not supported by ${be.name}`, fn);
+
+  describe(`backend ${be.name}`, () => {
+    for (const [M, K, N, tA, tB, seed] of [
+      [1, 1, 1, false, true, 1],
+      [7, 13, 5, false, true, 2],
+      [33, 65, 17, false, true, 3],
+      [5, 31, 9, false, false, 4],
+      [6, 17, 11, true, false, 5],
+      [3, 7, 29, true, true, 6],
+    ] as const) {
+      op("matmul", `M${M} K${K} N${N} tA=${tA} tB=${tB} seed${seed}`, async () => {
+        const a = rand(M * K, seed);
+        const b = rand(K * N, seed + 100);
+        const out = be.matmul(be.upload(a, tA ? [K, M] : [M, K]), be.upload(b, tB ? [N, K] : [K, N]), {
+          transposeA: tA,
+          transposeB: tB,
+        });
+        expect(out.shape).toEqual([M, N]);
+        expect(nmse(await be.read(out), oracleMatmul(a, b, M, K, N, tA, tB))).toBeLessThan(TOL);
+      });
+    }
+
+    op("linear", "x[2,3,19] W[23,19] with bias, seed 7", async () => {
+      const x = rand(2 * 3 * 19, 7);
+      const w = rand(23 * 19, 8);
+      const bias = rand(23, 9);
+      const y = be.linear(be.upload(x, [2, 3, 19]), be.upload(w, [23, 19]), be.upload(bias, [23]));
+      expect(y.shape).toEqual([2, 3, 23]);
+      const ref = oracleMatmul(x, w, 6, 19, 23, false, true).map((v, i) => v + bias[i % 23]);
+      expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
+    });
+
+    op("add", "[5,7] seed 10", async () => {
+      const a = rand(35, 10);
+      const b = rand(35, 11);
+      const y = await be.read(be.add(be.upload(a, [5, 7]), be.upload(b, [5, 7])));
+      expect(nmse(y, Array.from(a, (v, i) => v + b[i]))).toBeLessThan(TOL);
+    });
+
+    op("rms_norm", "[3,37] eps 1e-5 seed 12", async () => {
+      const x = rand(3 * 37, 12, 3);
+      const w = rand(37, 13);
+      const y = await be.read(be.rms_norm(be.upload(x, [3, 37]), be.upload(w, [37]), 1e-5));
+      const ref = new Float64Array(x.length);
+      for (let r = 0; r < 3; r++) {
+        let ms = 0;
+        for (let c = 0; c < 37; c++) ms += x[r * 37 + c] ** 2 / 37;
+        for (let c = 0; c < 37; c++) ref[r * 37 + c] = (x[r * 37 + c] / Math.sqrt(ms + 1e-5)) * w[c];
+      }
+      expect(nmse(y, ref)).toBeLessThan(TOL);
+    });
+
+    op("rope", "B2 T5 heads3 D6 startPos4 seed 14", async () => {
+      const [B, T, Hh, D, start, P] = [2, 5, 3, 6, 4, 16];
+      const x = rand(B * T * Hh * D, 14);
+      const cos = new Float32Array(P * 3);
+      const sin = new Float32Array(P * 3);
+      for (let p = 0; p < P; p++)
+        for (let i = 0; i < 3; i++) {
+          cos[p * 3 + i] = Math.cos(p * 0.3 ** i);
+          sin[p * 3 + i] = Math.sin(p * 0.3 ** i);
+        }
+      const y = await be.read(
+        be.rope(be.upload(x, [B, T, Hh * D]), be.upload(cos, [P, 3]), be.upload(sin, [P, 3]), {
+          numHeads: Hh,
+          headDim: D,
+          startPos: start,
+        }),
+      );
+      // as a complex rotation of the pairs (i, i + D/2) by angle (start + t)·0.3^i
+      const ref = new Float64Array(x.length);
+      for (let bt = 0; bt < B * T; bt++)
+        for (let h = 0; h < Hh; h++)
+          for (let i = 0; i < 3; i++) {
+            const o = (bt * Hh + h) * D;
+            const ang = (start + (bt % T)) * 0.3 ** i;
+            const re = x[o + i];
+            const im = x[o + i + 3];
+            ref[o + i] = re * Math.cos(ang) - im * Math.sin(ang);
+            ref[o + i + 3] = re * Math.sin(ang) + im * Math.cos(ang);
+          }
+      expect(nmse(y, ref)).toBeLessThan(TOL);
+    });
+
+    for (const [B, T, S, H, Hkv, D, kvLen, qOff, win, seed] of [
+      [1, 1, 1, 1, 1, 1, 1, 0, null, 20],
+      [2, 7, 7, 4, 2, 5, 7, 0, null, 21],
+      [1, 3, 11, 6, 1, 4, 9, 6, null, 22],
+      [2, 9, 9, 3, 3, 7, 9, 0, 4, 23],
+    ] as const) {
+      op("attention", `B${B} T${T} S${S} H${H} Hkv${Hkv} D${D} kv${kvLen} off${qOff} win${win} seed${seed}`, async () => {
+        const q = rand(B * T * H * D, seed);
+        const k = rand(B * S * Hkv * D, seed + 1);
+        const v = rand(B * S * Hkv * D, seed + 2);
+        const y = be.attention(be.upload(q, [B, T, H * D]), be.upload(k, [B, S, Hkv * D]), be.upload(v, [B, S, Hkv * D]), {
+          numHeads: H,
+          numKvHeads: Hkv,
+          headDim: D,
+          kvLength: kvLen,
+          queryOffset: qOff,
+          slidingWindow: win,
+        });
+        const ref = oracleAttention(q, k, v, B, T, S, H, Hkv, D, kvLen, qOff, win);
+        expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
+      });
+    }
+
+    op("silu_mul", "[41] seed 30", async () => {
+      const g = rand(41, 30, 3);
+      const u = rand(41, 31);
+      const y = await be.read(be.silu_mul(be.upload(g, [41]), be.upload(u, [41])));
+      expect(nmse(y, Array.from(g, (x, i) => (x / (1 + Math.exp(-x))) * u[i]))).toBeLessThan(TOL);
+    });
+
+    op("embedding", "ids[2,3] table[11,5]", async () => {
+      const table = rand(55, 32);
+      const ids = Int32Array.from([0, 10, 3, 3, 7, 1]);
+      const y = be.embedding(be.uploadInt(ids, [2, 3]), be.upload(table, [11, 5]));
+      expect(y.shape).toEqual([2, 3, 5]);
+      const ref = Array.from(ids).flatMap((id) => Array.from(table.subarray(id * 5, id * 5 + 5)));
+      expect(Array.from(await be.read(y))).toEqual(ref);
+      expect(() => be.embedding(be.uploadInt(Int32Array.of(11), [1]), be.upload(table, [11, 5]))).toThrow(/token id 11/);
+    });
+
+    const softmaxRef = (x: Float32Array, C: number, log: boolean) => {
+      const out = new Float64Array(x.length);
+      for (let r = 0; r < x.length / C; r++) {
+        const row = Array.from(x.subarray(r * C, (r + 1) * C));
+        const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+        row.forEach((v, c) => {
+          out[r * C + c] = log ? v - lse : Math.exp(v - lse);
+        });
+      }
+      return out;
+    };
+    op("softmax", "[4,13] seed 33", async () => {
+      const x = rand(52, 33, 4);
+      expect(nmse(await be.read(be.softmax(be.upload(x, [4, 13]))), softmaxRef(x, 13, false))).toBeLessThan(TOL);
+    });
+    op("log_softmax", "[4,13] seed 34", async () => {
+      const x = rand(52, 34, 4);
+      expect(nmse(await be.read(be.log_softmax(be.upload(x, [4, 13]))), softmaxRef(x, 13, true))).toBeLessThan(TOL);
+    });
+    op("cross_entropy", "[5,17] with an ignored row, seed 35", async () => {
+      const x = rand(85, 35, 4);
+      const t = Int32Array.from([3, 0, -1, 16, 8]);
+      const y = await be.read(be.cross_entropy(be.upload(x, [5, 17]), be.uploadInt(t, [5])));
+      const ls = softmaxRef(x, 17, true);
+      const ref = Array.from(t, (ti, r) => (ti < 0 ? 0 : -ls[r * 17 + ti]));
+      expect(nmse(y, ref)).toBeLessThan(TOL);
+    });
+
+    op("write_rows", "and narrow, [2,6,3]", async () => {
+      const dst = be.zeros([2, 6, 3]);
+      const src = rand(2 * 2 * 3, 36);
+      be.write_rows(dst, be.upload(src, [2, 2, 3]), 3);
+      const got = await be.read(be.narrow(dst, 3, 2));
+      expect(Array.from(got)).toEqual(Array.from(src));
+      const all = await be.read(dst);
+      expect(all.subarray(0, 9).every((v) => v === 0)).toBe(true);
+    });
+  });
+}
