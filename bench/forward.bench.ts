@@ -66,9 +66,7 @@ const result = {
   rssBeforeLoadMiB: rssBefore,
   peakRssLoadMiB,
   loadSeconds,
-  opShare: Object.fromEntries(
-    [...stats.entries()].map(([op, s]) => [op, +(s.ms / iters / 1000 / median).toFixed(3)]),
-  ),
+  opShare: Object.fromEntries([...stats.entries()].map(([op, s]) => [op, +(s.ms / iters / 1000 / median).toFixed(3)])),
 };
 console.log(`| model | backend | B×T | median s | tokens/s | matmul GFLOP/s | load s | peak RSS (load) | checkpoint |`);
 console.log(`|---|---|---|---|---|---|---|---|---|`);

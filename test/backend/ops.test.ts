@@ -53,7 +53,12 @@ for (const be of BACKENDS) {
       const a = rand(35, 10);
       const b = rand(35, 11);
       const y = await be.read(be.add(be.upload(a, [5, 7]), be.upload(b, [5, 7])));
-      expect(nmse(y, Array.from(a, (v, i) => v + b[i]))).toBeLessThan(TOL);
+      expect(
+        nmse(
+          y,
+          Array.from(a, (v, i) => v + b[i]),
+        ),
+      ).toBeLessThan(TOL);
     });
 
     op("rms_norm", "[3,37] eps 1e-5 seed 12", async () => {
@@ -107,28 +112,42 @@ for (const be of BACKENDS) {
       [1, 3, 11, 6, 1, 4, 9, 6, null, 22],
       [2, 9, 9, 3, 3, 7, 9, 0, 4, 23],
     ] as const) {
-      op("attention", `B${B} T${T} S${S} H${H} Hkv${Hkv} D${D} kv${kvLen} off${qOff} win${win} seed${seed}`, async () => {
-        const q = rand(B * T * H * D, seed);
-        const k = rand(B * S * Hkv * D, seed + 1);
-        const v = rand(B * S * Hkv * D, seed + 2);
-        const y = be.attention(be.upload(q, [B, T, H * D]), be.upload(k, [B, S, Hkv * D]), be.upload(v, [B, S, Hkv * D]), {
-          numHeads: H,
-          numKvHeads: Hkv,
-          headDim: D,
-          kvLength: kvLen,
-          queryOffset: qOff,
-          slidingWindow: win,
-        });
-        const ref = oracleAttention(q, k, v, B, T, S, H, Hkv, D, kvLen, qOff, win);
-        expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
-      });
+      op(
+        "attention",
+        `B${B} T${T} S${S} H${H} Hkv${Hkv} D${D} kv${kvLen} off${qOff} win${win} seed${seed}`,
+        async () => {
+          const q = rand(B * T * H * D, seed);
+          const k = rand(B * S * Hkv * D, seed + 1);
+          const v = rand(B * S * Hkv * D, seed + 2);
+          const y = be.attention(
+            be.upload(q, [B, T, H * D]),
+            be.upload(k, [B, S, Hkv * D]),
+            be.upload(v, [B, S, Hkv * D]),
+            {
+              numHeads: H,
+              numKvHeads: Hkv,
+              headDim: D,
+              kvLength: kvLen,
+              queryOffset: qOff,
+              slidingWindow: win,
+            },
+          );
+          const ref = oracleAttention(q, k, v, B, T, S, H, Hkv, D, kvLen, qOff, win);
+          expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
+        },
+      );
     }
 
     op("silu_mul", "[41] seed 30", async () => {
       const g = rand(41, 30, 3);
       const u = rand(41, 31);
       const y = await be.read(be.silu_mul(be.upload(g, [41]), be.upload(u, [41])));
-      expect(nmse(y, Array.from(g, (x, i) => (x / (1 + Math.exp(-x))) * u[i]))).toBeLessThan(TOL);
+      expect(
+        nmse(
+          y,
+          Array.from(g, (x, i) => (x / (1 + Math.exp(-x))) * u[i]),
+        ),
+      ).toBeLessThan(TOL);
     });
 
     op("embedding", "ids[2,3] table[11,5]", async () => {
@@ -138,7 +157,9 @@ for (const be of BACKENDS) {
       expect(y.shape).toEqual([2, 3, 5]);
       const ref = Array.from(ids).flatMap((id) => Array.from(table.subarray(id * 5, id * 5 + 5)));
       expect(Array.from(await be.read(y))).toEqual(ref);
-      expect(() => be.embedding(be.uploadInt(Int32Array.of(11), [1]), be.upload(table, [11, 5]))).toThrow(/token id 11/);
+      expect(() => be.embedding(be.uploadInt(Int32Array.of(11), [1]), be.upload(table, [11, 5]))).toThrow(
+        /token id 11/,
+      );
     });
 
     const softmaxRef = (x: Float32Array, C: number, log: boolean) => {

@@ -34,7 +34,10 @@ function setHeaderLength(file: string, n: bigint): void {
 }
 
 /** Rewrites the JSON header of a safetensors file (same data section). */
-function editHeader(file: string, edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void): void {
+function editHeader(
+  file: string,
+  edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void,
+): void {
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
@@ -80,7 +83,17 @@ describe("cli", () => {
   });
 
   it("generate streams the greedy continuation", () => {
-    const r = cli("generate", "--model", EXAMPLE, "--prompt", "Once upon a time", "--max-new-tokens", "20", "--temperature", "0");
+    const r = cli(
+      "generate",
+      "--model",
+      EXAMPLE,
+      "--prompt",
+      "Once upon a time",
+      "--max-new-tokens",
+      "20",
+      "--temperature",
+      "0",
+    );
     expect(r.code).toBe(0);
     expect(r.stdout.startsWith("Once upon a time, there was a little girl named Lily.")).toBe(true);
   });
@@ -96,11 +109,7 @@ describe("cli", () => {
 
   const st = (dir: string) => path.join(dir, "model.safetensors");
   const BAD: [string, (dir: string) => void, RegExp][] = [
-    [
-      "truncated shard",
-      (d) => fs.truncateSync(st(d), fs.statSync(st(d)).size - 100),
-      /truncated download\?/,
-    ],
+    ["truncated shard", (d) => fs.truncateSync(st(d), fs.statSync(st(d)).size - 100), /truncated download\?/],
     ["header length larger than the file", (d) => setHeaderLength(st(d), 10_000_000n), /runs past the end of the file/],
     [
       "offsets out of bounds",
@@ -132,16 +141,28 @@ describe("cli", () => {
     ],
     [
       "index pointing outside the directory",
-      (d) => fs.writeFileSync(path.join(d, INDEX_FILE), JSON.stringify({ weight_map: { "model.norm.weight": "../../x.safetensors" } })),
+      (d) =>
+        fs.writeFileSync(
+          path.join(d, INDEX_FILE),
+          JSON.stringify({ weight_map: { "model.norm.weight": "../../x.safetensors" } }),
+        ),
       /points outside the model directory/,
     ],
     [
       "index pointing to a missing shard",
-      (d) => fs.writeFileSync(path.join(d, INDEX_FILE), JSON.stringify({ weight_map: { "model.norm.weight": "model-00002-of-00002.safetensors" } })),
+      (d) =>
+        fs.writeFileSync(
+          path.join(d, INDEX_FILE),
+          JSON.stringify({ weight_map: { "model.norm.weight": "model-00002-of-00002.safetensors" } }),
+        ),
       /shard "model-00002-of-00002.safetensors" .* does not exist/,
     ],
     ["missing config.json", (d) => fs.rmSync(path.join(d, "config.json")), /config.json: not found/],
-    ["garbled config.json", (d) => fs.writeFileSync(path.join(d, "config.json"), '{"architectures": ['), /config.json: not valid JSON/],
+    [
+      "garbled config.json",
+      (d) => fs.writeFileSync(path.join(d, "config.json"), '{"architectures": ['),
+      /config.json: not valid JSON/,
+    ],
     [
       "unsupported architecture",
       (d) => {

@@ -11,7 +11,15 @@ export function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): nu
   return den === 0 ? num : num / den;
 }
 
-export function oracleMatmul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, tA: boolean, tB: boolean): Float64Array {
+export function oracleMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  M: number,
+  K: number,
+  N: number,
+  tA: boolean,
+  tB: boolean,
+): Float64Array {
   const out = new Float64Array(M * N);
   for (let i = 0; i < M; i++)
     for (let j = 0; j < N; j++) {
