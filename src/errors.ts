@@ -31,3 +31,6 @@ export class BackendError extends CluscompError {}
 
 /** A model directory whose tensors do not match its config (missing tensor, wrong shape). */
 export class ModelError extends CluscompError {}
+
+/** Compression settings that cannot be met (K out of range, target bits unreachable, output not empty…). */
+export class CompressionError extends CluscompError {}

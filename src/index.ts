@@ -9,12 +9,59 @@ export type {
   RopeParams,
   Tensor,
 } from "./backend/backend.js";
-export { BACKEND_NAMES } from "./backend/backend.js";
+export { BACKEND_NAMES, type CodebookLayout, type RtnLayout } from "./backend/backend.js";
 export { CpuBackend, CpuTensor } from "./backend/cpu/index.js";
 export { createBackend } from "./backend/registry.js";
 export {
+  type BitBudget,
+  budgetBpw,
+  codeBits,
+  codebookBits,
+  codebookMatrixBpw,
+  rtnBpw,
+} from "./compress/bits.js";
+export {
+  decodeWeight,
+  extractVectors,
+  partRange,
+  placeCodes,
+  type VectorLayout,
+  vectorLayout,
+} from "./compress/codebook.js";
+export {
+  type CompressMethod,
+  type CompressOptions,
+  type CompressProgress,
+  type CompressReport,
+  checkOutputDir,
+  compressModel,
+  resolvePlan,
+} from "./compress/compress.js";
+export {
+  type CentroidDtype,
+  type KMeansOptions,
+  type KMeansResult,
+  kmeans,
+  MAX_CLUSTERS,
+  sampleDistinct,
+} from "./compress/kmeans.js";
+export {
+  type CodebookGroup,
+  defaultVectorDim,
+  listLinears,
+  type MatrixSpec,
+  type PlanOptions,
+  planBpw,
+  planBudget,
+  planCodebooks,
+  SHARE_MODES,
+  type ShareMode,
+} from "./compress/plan.js";
+export { packBits, rtnQuantize, unpackBits } from "./compress/rtn.js";
+export {
   BackendError,
   CluscompError,
+  CompressionError,
   ConfigError,
   ModelError,
   SafetensorsError,
@@ -25,6 +72,12 @@ export {
 export { type PerplexityOptions, type PerplexityResult, perplexity } from "./eval/perplexity.js";
 export { type GenerateOptions, type GenerateResult, generate } from "./generate/generate.js";
 export { argmax, type SamplingOptions, sampleToken } from "./generate/sampling.js";
+export {
+  FORMAT_VERSION,
+  parseQuantizationConfig,
+  type QuantizationConfig,
+  type QuantModule,
+} from "./io/cluscomp_format.js";
 export {
   type Architecture,
   type ModelConfig,
@@ -45,7 +98,14 @@ export {
 } from "./io/safetensors.js";
 export { loadTokenizer, type Tokenizer } from "./io/tokenizer.js";
 export { KVCache } from "./model/kv_cache.js";
-export { applyLinear, type DenseLinear, type Linear } from "./model/linear.js";
+export {
+  applyLinear,
+  type CodebookLinear,
+  type DenseLinear,
+  type Linear,
+  linearWeight,
+  type RtnLinear,
+} from "./model/linear.js";
 export {
   type DecoderLayer,
   type ForwardOptions,

@@ -57,7 +57,33 @@ export type OpName =
   | "log_softmax"
   | "cross_entropy"
   | "write_rows"
-  | "narrow";
+  | "narrow"
+  | "kmeans_assign"
+  | "kmeans_update"
+  | "codebook_decode"
+  | "rtn_decode";
+
+/** Geometry of a codebook-compressed weight (see compress/codebook.ts for the vector layout). */
+export interface CodebookLayout {
+  out: number;
+  in: number;
+  /** Vector length. */
+  d: number;
+  /** Vectors per row of Wᵀ: ⌈out/d⌉. */
+  nb: number;
+  /** Centroids per codebook. */
+  K: number;
+  /** Vector columns per codebook part: ⌈nb/m⌉. */
+  partCols: number;
+}
+
+/** Geometry of a round-to-nearest weight: integer codes per weight, fp16 scale and zero per group of inputs. */
+export interface RtnLayout {
+  out: number;
+  in: number;
+  bits: number;
+  group: number;
+}
 
 export interface Backend {
   readonly name: string;
@@ -97,6 +123,21 @@ export interface Backend {
   write_rows(dst: Tensor, src: Tensor, offset: number): void;
   /** x [B, T, C] → rows start..start+length along dim 1: [B, length, C]. */
   narrow(x: Tensor, start: number, length: number): Tensor;
+
+  /**
+   * Nearest centroid of each vector by ‖x‖² − 2x·c + ‖c‖², ties to the lowest index, never materializing N×K:
+   * x [N, d], centroids [K, d] → codes i32 [N] and squared distances f32 [N].
+   */
+  kmeans_assign(x: Tensor, centroids: Tensor): { codes: Tensor; distances: Tensor };
+  /** Per-cluster sums [K, d] and member counts [K] (f32) of x [N, d] grouped by codes [N]. */
+  kmeans_update(x: Tensor, codes: Tensor, K: number): { sums: Tensor; counts: Tensor };
+  /** Dense W [out, in] from codes i32 [in, nb] and codebooks [m, K, d]. */
+  codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor;
+  /**
+   * Dense W [out, in] from b-bit codes packed LSB-first into i32 words [⌈out·in·b/32⌉] (row-major bit stream)
+   * and scales, zeros [out, ⌈in/group⌉]: w = q·scale + zero.
+   */
+  rtn_decode(packed: Tensor, scales: Tensor, zeros: Tensor, l: RtnLayout): Tensor;
 }
 
 /** Names accepted by --backend. `auto` picks the best available. */

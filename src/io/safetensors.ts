@@ -329,8 +329,8 @@ export interface TensorToWrite {
   name: string;
   dtype: DType;
   shape: readonly number[];
-  /** Raw little-endian bytes of the tensor (any typed array over them). */
-  data: ArrayBufferView;
+  /** Raw little-endian bytes of the tensor (any typed array over them), or a function producing them when written. */
+  data: ArrayBufferView | (() => ArrayBufferView);
 }
 
 /** Writes a safetensors file atomically, tensors in the given order; header padded to 8 bytes as HF does. */
@@ -343,12 +343,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     if (seen.has(t.name)) throw new SafetensorsError("safetensors.duplicate", `${file}: tensor "${t.name}" twice`);
     seen.add(t.name);
     const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== bytes) {
-      throw new SafetensorsError(
-        "safetensors.bad_offsets",
-        `${file}: tensor "${t.name}" (${t.dtype} ${formatShape(t.shape)}) needs ${bytes} bytes, got ${t.data.byteLength}`,
-      );
-    }
+    if (typeof t.data !== "function") checkBytes(file, t, t.data);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -361,6 +356,20 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   streamFileAtomic(file, (append) => {
     append(len);
     append(hbytes);
-    for (const t of tensors) append(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    for (const t of tensors) {
+      const data = typeof t.data === "function" ? checkBytes(file, t, t.data()) : t.data;
+      append(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
   });
+}
+
+function checkBytes(file: string, t: TensorToWrite, data: ArrayBufferView): ArrayBufferView {
+  const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+  if (data.byteLength !== bytes) {
+    throw new SafetensorsError(
+      "safetensors.bad_offsets",
+      `${file}: tensor "${t.name}" (${t.dtype} ${formatShape(t.shape)}) needs ${bytes} bytes, got ${data.byteLength}`,
+    );
+  }
+  return data;
 }

@@ -1,25 +1,68 @@
-// A linear layer's weights as the model sees them. Dense weights now; compressed (codebook) weights plug in as
-// further variants of `Linear`, applied through the same `applyLinear`.
+// A linear layer's weights as the model sees them: dense, codebook-compressed (ClusComp) or round-to-nearest.
+// Compressed weights stay compressed on the backend; `applyLinear` decodes one layer's weight, multiplies, and
+// frees it (a fused codebook matmul replaces the decode on fast backends).
 
-import type { Backend, Tensor } from "../backend/backend.js";
+import type { Backend, CodebookLayout, RtnLayout, Tensor } from "../backend/backend.js";
 
-export interface DenseLinear {
-  kind: "dense";
-  /** [out, in], HF layout. */
-  weight: Tensor;
+interface LinearBase {
   bias: Tensor | null;
   inFeatures: number;
   outFeatures: number;
 }
 
-export type Linear = DenseLinear;
+export interface DenseLinear extends LinearBase {
+  kind: "dense";
+  /** [out, in], HF layout. */
+  weight: Tensor;
+}
+
+export interface CodebookLinear extends LinearBase {
+  kind: "codebook";
+  /** i32 [in, ⌈out/d⌉]. */
+  codes: Tensor;
+  /** f32 [m, K, d]; may be shared with other layers. */
+  codebooks: Tensor;
+  layout: CodebookLayout;
+}
+
+export interface RtnLinear extends LinearBase {
+  kind: "rtn";
+  /** b-bit codes packed into i32 words (see Backend.rtn_decode). */
+  packed: Tensor;
+  scales: Tensor;
+  zeros: Tensor;
+  layout: RtnLayout;
+}
+
+export type Linear = DenseLinear | CodebookLinear | RtnLinear;
+
+/** The dense weight [out, in] of a linear (decoded for compressed kinds; caller disposes unless dense). */
+export function linearWeight(backend: Backend, lin: Linear): Tensor {
+  switch (lin.kind) {
+    case "dense":
+      return lin.weight;
+    case "codebook":
+      return backend.codebook_decode(lin.codes, lin.codebooks, lin.layout);
+    case "rtn":
+      return backend.rtn_decode(lin.packed, lin.scales, lin.zeros, lin.layout);
+  }
+}
 
 /** y = x·Wᵀ + b for x [..., in] → [..., out]. */
 export function applyLinear(backend: Backend, lin: Linear, x: Tensor): Tensor {
-  return backend.linear(x, lin.weight, lin.bias);
+  const w = linearWeight(backend, lin);
+  const y = backend.linear(x, w, lin.bias);
+  if (lin.kind !== "dense") backend.dispose(w);
+  return y;
 }
 
-export function disposeLinear(backend: Backend, lin: Linear): void {
-  backend.dispose(lin.weight);
-  if (lin.bias) backend.dispose(lin.bias);
+/** Every backend tensor a linear holds (shared codebooks included: dispose through a Set). */
+export function linearTensors(lin: Linear): Tensor[] {
+  const own =
+    lin.kind === "dense"
+      ? [lin.weight]
+      : lin.kind === "codebook"
+        ? [lin.codes, lin.codebooks]
+        : [lin.packed, lin.scales, lin.zeros];
+  return lin.bias ? [...own, lin.bias] : own;
 }

@@ -8,7 +8,7 @@ import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import { KVCache } from "./kv_cache.js";
-import { applyLinear, disposeLinear, type Linear } from "./linear.js";
+import { applyLinear, type Linear, linearTensors } from "./linear.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
 
 export interface DecoderLayer {
@@ -180,14 +180,14 @@ export class LlamaModel {
   }
 
   dispose(): void {
-    const be = this.backend;
     const w = this.weights;
-    be.dispose(w.embedTokens);
-    be.dispose(w.norm);
-    if (w.lmHead) disposeLinear(be, w.lmHead);
+    const all = new Set<Tensor>([w.embedTokens, w.norm]);
+    const add = (ts: Tensor[]) => {
+      for (const t of ts) all.add(t);
+    };
+    if (w.lmHead) add(linearTensors(w.lmHead));
     for (const layer of w.layers) {
-      be.dispose(layer.inputLayernorm);
-      be.dispose(layer.postAttentionLayernorm);
+      add([layer.inputLayernorm, layer.postAttentionLayernorm]);
       for (const lin of [
         layer.qProj,
         layer.kProj,
@@ -197,12 +197,10 @@ export class LlamaModel {
         layer.upProj,
         layer.downProj,
       ]) {
-        disposeLinear(be, lin);
+        add(linearTensors(lin));
       }
     }
-    if (this.rope) {
-      be.dispose(this.rope.cos);
-      be.dispose(this.rope.sin);
-    }
+    if (this.rope) add([this.rope.cos, this.rope.sin]);
+    for (const t of all) this.backend.dispose(t);
   }
 }

@@ -1,9 +1,11 @@
-// Builds a LlamaModel from a Hugging Face model directory: config.json + safetensors (single or sharded).
-// Tensors are read one at a time, converted to f32 and uploaded, so peak host memory is the f32 model plus
-// one tensor's raw bytes.
+// Builds a LlamaModel from a Hugging Face model directory: config.json + safetensors (single or sharded), plain
+// or a cluscomp checkpoint (config.json's quantization_config; compressed linears stay compressed).
+// Tensors are read one at a time, converted and uploaded, so peak host memory is the loaded model plus one
+// tensor's raw bytes.
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
+import { parseQuantizationConfig, type QuantModule } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import { openCheckpoint, type TensorSource } from "../io/safetensors.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
@@ -35,10 +37,12 @@ export function buildModel(
   source: TensorSource,
   onProgress?: (p: LoadProgress) => void,
 ): LlamaModel {
+  const quant = parseQuantizationConfig(cfg.raw);
   const perLayer = 9 + (cfg.qkvBias ? 3 : 0) + (cfg.oBias ? 1 : 0) + (cfg.mlpBias ? 3 : 0);
   const total = 2 + (cfg.tieWordEmbeddings ? 0 : 1) + perLayer * cfg.numHiddenLayers;
   let done = 0;
-  const tensor = (name: string, shape: readonly number[]): Tensor => {
+  const tick = () => onProgress?.({ tensorsDone: ++done, tensorsTotal: total });
+  const check = (name: string, shape: readonly number[]) => {
     const info = source.info(name);
     if (!info)
       throw new ModelError(
@@ -51,18 +55,54 @@ export function buildModel(
         `tensor "${name}" is ${formatShape(info.shape)}, config implies ${formatShape(shape)}`,
       );
     }
+    return info;
+  };
+  const tensor = (name: string, shape: readonly number[]): Tensor => {
+    check(name, shape);
     const t = backend.upload(source.readFloat32(name), shape);
-    done++;
-    onProgress?.({ tensorsDone: done, tensorsTotal: total });
+    tick();
     return t;
   };
-  const linear = (prefix: string, out: number, inp: number, bias: boolean): Linear => ({
-    kind: "dense",
-    weight: tensor(`${prefix}.weight`, [out, inp]),
-    bias: bias ? tensor(`${prefix}.bias`, [out]) : null,
-    inFeatures: inp,
-    outFeatures: out,
-  });
+  const codebooks = new Map<string, Tensor>();
+  const compressed = (prefix: string, q: QuantModule, out: number, inp: number, bias: Tensor | null): Linear => {
+    if (q.method === "cluscomp") {
+      const nb = Math.ceil(out / q.d);
+      check(`${prefix}.codes`, [inp, nb]);
+      const raw = source.readRaw(`${prefix}.codes`);
+      if (!(raw instanceof Uint16Array))
+        throw new ModelError("model.tensor_dtype", `tensor "${prefix}.codes" must be U16`);
+      const codes = backend.uploadInt(Int32Array.from(raw), [inp, nb]);
+      let cb = codebooks.get(q.codebook);
+      if (!cb) {
+        cb = tensor(q.codebook, [q.m, q.K, q.d]);
+        codebooks.set(q.codebook, cb);
+      } else {
+        check(q.codebook, [q.m, q.K, q.d]);
+      }
+      tick();
+      const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
+      return { kind: "codebook", codes, codebooks: cb, layout, bias, inFeatures: inp, outFeatures: out };
+    }
+    const ng = Math.ceil(inp / q.group_size);
+    const bytes = Math.ceil((out * inp * q.bits) / 8);
+    check(`${prefix}.qweight`, [bytes]);
+    const rawQ = source.readRaw(`${prefix}.qweight`);
+    if (!(rawQ instanceof Uint8Array))
+      throw new ModelError("model.tensor_dtype", `tensor "${prefix}.qweight" must be U8`);
+    const words = new Int32Array(Math.ceil(bytes / 4));
+    new Uint8Array(words.buffer).set(rawQ);
+    const packed = backend.uploadInt(words, [words.length]);
+    const scales = tensor(`${prefix}.scales`, [out, ng]);
+    const zeros = tensor(`${prefix}.zeros`, [out, ng]);
+    const layout = { out, in: inp, bits: q.bits, group: q.group_size };
+    return { kind: "rtn", packed, scales, zeros, layout, bias, inFeatures: inp, outFeatures: out };
+  };
+  const linear = (prefix: string, out: number, inp: number, hasBias: boolean): Linear => {
+    const bias = hasBias ? tensor(`${prefix}.bias`, [out]) : null;
+    const q = quant?.modules[prefix];
+    if (q) return compressed(prefix, q, out, inp, bias);
+    return { kind: "dense", weight: tensor(`${prefix}.weight`, [out, inp]), bias, inFeatures: inp, outFeatures: out };
+  };
 
   const C = cfg.hiddenSize;
   const qDim = cfg.numAttentionHeads * cfg.headDim;

@@ -3,14 +3,27 @@
 
 import { BackendError } from "../../errors.js";
 import { formatShape, numel, type Shape, shapeEquals } from "../../tensor/shape.js";
-import type { AttentionParams, Backend, MatmulOptions, OpName, RopeParams, Tensor } from "../backend.js";
+import type {
+  AttentionParams,
+  Backend,
+  CodebookLayout,
+  MatmulOptions,
+  OpName,
+  RopeParams,
+  RtnLayout,
+  Tensor,
+} from "../backend.js";
 import { attention_forward } from "./attention.js";
+import { codebook_decode_forward } from "./codebook_decode.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
 import { embedding_forward } from "./embedding.js";
+import { kmeans_assign_forward } from "./kmeans_assign.js";
+import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
 import { rms_norm_forward } from "./rms_norm.js";
 import { rope_forward } from "./rope.js";
+import { rtn_decode_forward } from "./rtn_decode.js";
 import { silu_mul_forward } from "./silu_mul.js";
 import { softmax_forward } from "./softmax.js";
 
@@ -246,5 +259,61 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(B * length * C);
     for (let b = 0; b < B; b++) out.set(s.subarray((b * T + start) * C, (b * T + start + length) * C), b * length * C);
     return new CpuTensor(out, [B, length, C]);
+  }
+
+  kmeans_assign(x: Tensor, centroids: Tensor): { codes: Tensor; distances: Tensor } {
+    check(x.shape.length === 2 && centroids.shape.length === 2, "kmeans_assign", "x and centroids must be 2-D");
+    const [N, d] = x.shape;
+    const K = centroids.shape[0];
+    check(centroids.shape[1] === d && K >= 1, "kmeans_assign", `centroids must be [K ≥ 1, ${d}]`);
+    const codes = new Int32Array(N);
+    const distances = new Float32Array(N);
+    kmeans_assign_forward(codes, distances, f32(x, "kmeans_assign x"), f32(centroids, "kmeans_assign c"), N, K, d);
+    return { codes: new CpuTensor(codes, [N]), distances: new CpuTensor(distances, [N]) };
+  }
+
+  kmeans_update(x: Tensor, codes: Tensor, K: number): { sums: Tensor; counts: Tensor } {
+    const [N, d] = x.shape;
+    check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
+    const c = i32(codes, "kmeans_update codes");
+    for (let n = 0; n < N; n++) check(c[n] >= 0 && c[n] < K, "kmeans_update", `code ${c[n]} outside [0, ${K})`);
+    const sums = new Float32Array(K * d);
+    const counts = new Float32Array(K);
+    kmeans_update_forward(sums, counts, f32(x, "kmeans_update x"), c, N, K, d);
+    return { sums: new CpuTensor(sums, [K, d]), counts: new CpuTensor(counts, [K]) };
+  }
+
+  codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor {
+    check(shapeEquals(codes.shape, [l.in, l.nb]), "codebook_decode", `codes must be [${l.in}, ${l.nb}]`);
+    const m = Math.ceil(l.nb / l.partCols);
+    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), "codebook_decode", `codebooks must be [${m}, ${l.K}, ${l.d}]`);
+    const c = i32(codes, "codebook_decode codes");
+    for (let i = 0; i < c.length; i++) check(c[i] >= 0 && c[i] < l.K, "codebook_decode", `code ${c[i]} ≥ K = ${l.K}`);
+    const w = new Float32Array(l.out * l.in);
+    codebook_decode_forward(w, c, f32(codebooks, "codebook_decode codebooks"), l.out, l.in, l.d, l.nb, l.K, l.partCols);
+    return new CpuTensor(w, [l.out, l.in]);
+  }
+
+  rtn_decode(packed: Tensor, scales: Tensor, zeros: Tensor, l: RtnLayout): Tensor {
+    const ng = Math.ceil(l.in / l.group);
+    const words = Math.ceil((l.out * l.in * l.bits) / 32);
+    check(shapeEquals(packed.shape, [words]), "rtn_decode", `packed codes must be [${words}] i32 words`);
+    check(
+      shapeEquals(scales.shape, [l.out, ng]) && shapeEquals(zeros.shape, [l.out, ng]),
+      "rtn_decode",
+      "scales/zeros shape",
+    );
+    const w = new Float32Array(l.out * l.in);
+    rtn_decode_forward(
+      w,
+      i32(packed, "rtn_decode packed"),
+      f32(scales, "rtn_decode scales"),
+      f32(zeros, "rtn_decode zeros"),
+      l.out,
+      l.in,
+      l.bits,
+      l.group,
+    );
+    return new CpuTensor(w, [l.out, l.in]);
   }
 }

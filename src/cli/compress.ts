@@ -1,0 +1,87 @@
+// cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K [--codebooks m]) [options]
+
+import { UsageError } from "../errors.js";
+import { compressModel, createBackend, SHARE_MODES, type ShareMode } from "../index.js";
+import { BACKEND_OPTION, flag, intOpt, numOpt, optStr, parse, str } from "./args.js";
+import { ProgressBar } from "./progress.js";
+
+export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K) [options]
+  Compresses every q/k/v/o and gate/up/down weight; writes a cluscomp checkpoint directory (atomically).
+  --method NAME        cluscomp (k-means codebooks, default) | rtn (round-to-nearest baseline)
+  --bits B             cluscomp: target bits per weight (the planner picks K per codebook);
+                       rtn: integer bit width (1..8)
+  --vector-dim d       cluscomp: vector length (default from --bits: 4.14→4, 3→6, 2.28/2.14→8, 2→9)
+  --clusters K         cluscomp: centroids per codebook (instead of --bits; needs --vector-dim)
+  --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; --share none)
+  --share MODE         none | block (attention / MLP codebook per block) | model (per projection type)
+  --iters N            Lloyd iterations (default 20)
+  --seed S             k-means seed (default 0)
+  --centroid-dtype T   F16 (default) | BF16
+  --group-size G       rtn: group size along the input axis (default 128)
+  --backend NAME       cpu | auto (default auto)
+  --json               print one JSON object {bpw, bytes, seconds, …} on stdout`;
+
+export async function compressCommand(argv: string[]): Promise<void> {
+  const a = parse(
+    argv,
+    {
+      model: { type: "string" },
+      out: { type: "string" },
+      method: { type: "string", default: "cluscomp" },
+      bits: { type: "string" },
+      "vector-dim": { type: "string" },
+      clusters: { type: "string" },
+      codebooks: { type: "string" },
+      share: { type: "string", default: "none" },
+      iters: { type: "string" },
+      seed: { type: "string" },
+      "centroid-dtype": { type: "string", default: "F16" },
+      "group-size": { type: "string" },
+      json: { type: "boolean" },
+      ...BACKEND_OPTION,
+    },
+    "compress",
+  );
+  const method = str(a, "method", "compress");
+  if (method !== "cluscomp" && method !== "rtn")
+    throw new UsageError("usage.method", `--method must be cluscomp or rtn, got "${method}"`);
+  const share = str(a, "share", "compress");
+  if (!(SHARE_MODES as readonly string[]).includes(share)) {
+    throw new UsageError("usage.share", `--share must be one of ${SHARE_MODES.join(", ")}, got "${share}"`);
+  }
+  const dtype = str(a, "centroid-dtype", "compress");
+  if (dtype !== "F16" && dtype !== "BF16")
+    throw new UsageError("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
+  const opt = (name: string) => (optStr(a, name) === undefined ? undefined : numOpt(a, name, 0));
+  const backend = await createBackend(str(a, "backend", "compress"));
+  let bar: ProgressBar | null = null;
+  const report = await compressModel(backend, str(a, "model", "compress"), str(a, "out", "compress"), {
+    method,
+    bits: opt("bits"),
+    vectorDim: opt("vector-dim"),
+    clusters: opt("clusters"),
+    codebooks: opt("codebooks"),
+    share: share as ShareMode,
+    iters: intOpt(a, "iters", 20),
+    seed: intOpt(a, "seed", 0),
+    centroidDtype: dtype,
+    groupSize: intOpt(a, "group-size", 128, 1),
+    onProgress: (p) => {
+      bar ??= new ProgressBar({
+        label: method === "rtn" ? "rtn" : "k-means",
+        total: p.total,
+        unit: method === "rtn" ? "mat" : "it",
+      });
+      bar.update(p.done, p.objective === undefined ? p.current : `${p.current} obj ${p.objective.toExponential(4)}`);
+    },
+  });
+  if (flag(a, "json")) {
+    const { groups: _g, ...rest } = report;
+    process.stdout.write(`${JSON.stringify(rest)}\n`);
+  } else {
+    process.stdout.write(
+      `compressed ${report.compressedParams} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
+        `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s\n`,
+    );
+  }
+}

@@ -1,0 +1,56 @@
+// Bits per weight: the one place the project computes it (AQLM's estimate_nbits_per_parameter, on the
+// quantized weight itself). Codes are 16-bit, centroids and RTN scales/zeros fp16.
+//
+// ClusComp, per matrix W [out, in] with vector length d, K centroids per codebook and m codebooks:
+//   bpw = 16·in·⌈out/d⌉ / (in·out)  +  16·K·d·m / (in·out)
+// which is the reference's 16/d + 16·K·d·m/(in·out) whenever d divides out (padding codes are counted
+// honestly otherwise). A codebook shared by several matrices is counted once, spread over all of them.
+// RTN, b bits, group G along the input axis, fp16 scale + zero per group: bpw = b + 32/G.
+
+export const CODE_BITS = 16;
+export const CENTROID_BITS = 16;
+export const RTN_PARAM_BITS = 16;
+
+export interface CodebookMatrixShape {
+  out: number;
+  in: number;
+  d: number;
+}
+
+/** Bits of the codes of one matrix (one 16-bit code per vector of the padded Wᵀ layout). */
+export function codeBits(s: CodebookMatrixShape): number {
+  return CODE_BITS * s.in * Math.ceil(s.out / s.d);
+}
+
+/** Bits of one codebook of K centroids of length d. */
+export function codebookBits(K: number, d: number): number {
+  return CENTROID_BITS * K * d;
+}
+
+/** bpw of one matrix with its own m codebooks of K centroids. */
+export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1): number {
+  return (codeBits(s) + m * codebookBits(K, s.d)) / (s.in * s.out);
+}
+
+/** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */
+export function rtnBpw(bits: number, group: number, cols = group): number {
+  // a row of `cols` weights holds ⌈cols/group⌉ groups
+  return bits + (2 * RTN_PARAM_BITS * Math.ceil(cols / group)) / cols;
+}
+
+/** What a compressed model stores, to sum into a model-level bpw. */
+export interface BitBudget {
+  /** Parameters of the compressed matrices. */
+  params: number;
+  /** All bits stored for them (codes + codebooks counted once + scales/zeros). */
+  bits: number;
+}
+
+export function addBudget(a: BitBudget, b: BitBudget): BitBudget {
+  return { params: a.params + b.params, bits: a.bits + b.bits };
+}
+
+/** Parameter-weighted bpw over the compressed matrices. */
+export function budgetBpw(b: BitBudget): number {
+  return b.params === 0 ? 0 : b.bits / b.params;
+}

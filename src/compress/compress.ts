@@ -1,0 +1,361 @@
+// Stage 1: turn a Hugging Face checkpoint into a cluscomp checkpoint (k-means codebooks, or the RTN baseline).
+// Reads one weight at a time, clusters each codebook group, then writes the output directory atomically:
+// everything goes to a temporary sibling directory that is renamed into place only when complete.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Backend } from "../backend/backend.js";
+import { CompressionError, ModelError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
+import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
+import {
+  INDEX_FILE,
+  openCheckpoint,
+  type TensorSource,
+  type TensorToWrite,
+  writeSafetensors,
+} from "../io/safetensors.js";
+import { fromFloat32 } from "../tensor/dtype.js";
+import { formatShape, shapeEquals } from "../tensor/shape.js";
+import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
+import { extractVectors, placeCodes, vectorLayout } from "./codebook.js";
+import { type CentroidDtype, kmeans } from "./kmeans.js";
+import {
+  type CodebookGroup,
+  defaultVectorDim,
+  listLinears,
+  type MatrixSpec,
+  planBudget,
+  planCodebooks,
+  type ShareMode,
+} from "./plan.js";
+import { packBits, rtnQuantize, validateRtn } from "./rtn.js";
+
+export type CompressMethod = "cluscomp" | "rtn";
+
+export interface CompressOptions {
+  method: CompressMethod;
+  /** cluscomp: target bits per weight (planner chooses K); rtn: integer bit width. */
+  bits?: number;
+  /** cluscomp: vector length d (default from --bits, as the reference presets). */
+  vectorDim?: number;
+  /** cluscomp: centroids per codebook (instead of --bits). */
+  clusters?: number;
+  /** cluscomp: codebooks per matrix (m). */
+  codebooks?: number;
+  share?: ShareMode;
+  iters?: number;
+  seed?: number;
+  centroidDtype?: CentroidDtype;
+  /** rtn: group size along the input axis. */
+  groupSize?: number;
+  onProgress?: (p: CompressProgress) => void;
+}
+
+export interface CompressProgress {
+  /** Units done / total: k-means iterations over all groups, or matrices for rtn. */
+  done: number;
+  total: number;
+  current: string;
+  objective?: number;
+}
+
+export interface GroupReport {
+  codebook: string;
+  members: string[];
+  d: number;
+  K: number;
+  m: number;
+  vectors: number;
+  objectiveFirst: number;
+  objectiveFinal: number;
+  repairs: number;
+}
+
+export interface CompressReport {
+  method: CompressMethod;
+  /** Parameter-weighted bpw over the compressed matrices. */
+  bpw: number;
+  compressedParams: number;
+  /** Bytes of the whole output directory. */
+  bytes: number;
+  seconds: number;
+  options: Omit<CompressOptions, "onProgress">;
+  groups?: GroupReport[];
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    const st = fs.statSync(path.join(dir, f));
+    if (st.isFile()) total += st.size;
+  }
+  return total;
+}
+
+/** Fails early (before any work) when the output cannot be written. */
+export function checkOutputDir(out: string): void {
+  if (!fs.existsSync(out)) {
+    const parent = path.dirname(path.resolve(out));
+    if (!fs.existsSync(parent))
+      throw new CompressionError("compress.output", `${out}: parent directory ${parent} does not exist`);
+    return;
+  }
+  if (!fs.statSync(out).isDirectory())
+    throw new CompressionError("compress.output", `${out} exists and is not a directory`);
+  if (fs.readdirSync(out).length > 0) {
+    throw new CompressionError(
+      "compress.output",
+      `output directory ${out} is not empty; choose a new path or empty it`,
+    );
+  }
+}
+
+function readWeight(source: TensorSource, x: MatrixSpec): Float32Array {
+  const name = `${x.name}.weight`;
+  const info = source.info(name);
+  if (!info) throw new ModelError("model.missing_tensor", `checkpoint has no tensor "${name}"`);
+  if (!shapeEquals(info.shape, [x.out, x.in])) {
+    throw new ModelError(
+      "model.tensor_shape",
+      `tensor "${name}" is ${formatShape(info.shape)}, config implies [${x.out}, ${x.in}]`,
+    );
+  }
+  return source.readFloat32(name);
+}
+
+interface Compressed {
+  tensors: TensorToWrite[];
+  modules: Record<string, QuantModule>;
+  budget: BitBudget;
+  groups?: GroupReport[];
+}
+
+async function clusterModel(
+  backend: Backend,
+  source: TensorSource,
+  plan: CodebookGroup[],
+  o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> & Pick<CompressOptions, "onProgress">,
+): Promise<Compressed> {
+  const tensors: TensorToWrite[] = [];
+  const modules: Record<string, QuantModule> = {};
+  const groups: GroupReport[] = [];
+  const totalRuns = plan.reduce((s, g) => s + g.m, 0);
+  let run = 0;
+  for (const g of plan) {
+    const codebooks = new Float32Array(g.m * g.K * g.d);
+    const codes = new Map<string, Uint16Array>();
+    for (const x of g.members) codes.set(x.name, new Uint16Array(x.in * Math.ceil(x.out / g.d)));
+    let objectiveFirst = 0;
+    let objectiveFinal = 0;
+    let repairs = 0;
+    let vectors = 0;
+    for (let p = 0; p < g.m; p++) {
+      // the vectors this codebook is fitted on: part p of the single member, or all of every member (shared)
+      const parts = g.members.map((x) => {
+        const layout = vectorLayout(x.out, x.in, g.d, g.m);
+        return { x, layout, v: extractVectors(readWeight(source, x), layout, g.m === 1 ? 0 : p) };
+      });
+      const n = parts.reduce((s, q) => s + q.v.length, 0);
+      const all = new Float32Array(n);
+      let off = 0;
+      for (const q of parts) {
+        all.set(q.v, off);
+        off += q.v.length;
+      }
+      vectors += n / g.d;
+      const label = g.m > 1 ? `${g.codebook}[${p}]` : g.codebook;
+      const r = await kmeans(backend, all, g.d, {
+        K: g.K,
+        iters: o.iters,
+        seed: o.seed,
+        centroidDtype: o.centroidDtype,
+        onIteration: (it, objective) =>
+          o.onProgress?.({ done: run * o.iters + it + 1, total: totalRuns * o.iters, current: label, objective }),
+      });
+      run++;
+      codebooks.set(r.centroids, p * g.K * g.d);
+      objectiveFirst += r.objectives[0] ?? r.finalObjective;
+      objectiveFinal += r.finalObjective;
+      repairs += r.repairs;
+      off = 0;
+      for (const q of parts) {
+        const count = q.v.length / g.d;
+        placeCodes(codes.get(q.x.name)!, r.codes.subarray(off, off + count), q.layout, g.m === 1 ? 0 : p);
+        off += count;
+      }
+    }
+    tensors.push({
+      name: g.codebook,
+      dtype: o.centroidDtype,
+      shape: [g.m, g.K, g.d],
+      data: fromFloat32(o.centroidDtype, codebooks),
+    });
+    for (const x of g.members) {
+      tensors.push({
+        name: `${x.name}.codes`,
+        dtype: "U16",
+        shape: [x.in, Math.ceil(x.out / g.d)],
+        data: codes.get(x.name)!,
+      });
+      modules[x.name] = { method: "cluscomp", d: g.d, K: g.K, m: g.m, codebook: g.codebook };
+    }
+    groups.push({
+      codebook: g.codebook,
+      members: g.members.map((x) => x.name),
+      d: g.d,
+      K: g.K,
+      m: g.m,
+      vectors,
+      objectiveFirst,
+      objectiveFinal,
+      repairs,
+    });
+  }
+  return { tensors, modules, budget: planBudget(plan), groups };
+}
+
+function rtnModel(
+  source: TensorSource,
+  mats: MatrixSpec[],
+  bits: number,
+  group: number,
+  onProgress?: CompressOptions["onProgress"],
+): Compressed {
+  const tensors: TensorToWrite[] = [];
+  const modules: Record<string, QuantModule> = {};
+  let params = 0;
+  let totalBits = 0;
+  mats.forEach((x, i) => {
+    const q = rtnQuantize(readWeight(source, x), x.out, x.in, bits, group);
+    const packed = packBits(q.q, bits);
+    const ng = Math.ceil(x.in / group);
+    tensors.push({ name: `${x.name}.qweight`, dtype: "U8", shape: [packed.length], data: packed });
+    tensors.push({ name: `${x.name}.scales`, dtype: "F16", shape: [x.out, ng], data: q.scales });
+    tensors.push({ name: `${x.name}.zeros`, dtype: "F16", shape: [x.out, ng], data: q.zeros });
+    modules[x.name] = { method: "rtn", bits, group_size: group };
+    params += x.in * x.out;
+    totalBits += rtnBpw(bits, group, x.in) * x.in * x.out;
+    onProgress?.({ done: i + 1, total: mats.length, current: x.name });
+  });
+  return { tensors, modules, budget: { params, bits: totalBits } };
+}
+
+/** Resolves and validates options into a codebook plan (no weights read). */
+export function resolvePlan(cfg: ModelConfig, o: CompressOptions): { plan: CodebookGroup[]; d: number } {
+  if ((o.bits === undefined) === (o.clusters === undefined)) {
+    throw new CompressionError(
+      "compress.usage",
+      "give exactly one of --bits (a target bpw) or --clusters K (with --vector-dim)",
+    );
+  }
+  if (o.bits !== undefined && !(o.bits > 0))
+    throw new CompressionError("compress.bits", `--bits must be > 0, got ${o.bits}`);
+  if (o.clusters !== undefined && o.vectorDim === undefined) {
+    throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
+  }
+  const d = o.vectorDim ?? defaultVectorDim(o.bits!);
+  const plan = planCodebooks(listLinears(cfg), {
+    share: o.share ?? "none",
+    d,
+    m: o.codebooks ?? 1,
+    clusters: o.clusters,
+    bits: o.bits,
+  });
+  return { plan, d };
+}
+
+export async function compressModel(
+  backend: Backend,
+  srcDir: string,
+  outDir: string,
+  opts: CompressOptions,
+): Promise<CompressReport> {
+  const t0 = performance.now();
+  checkOutputDir(outDir);
+  const cfg = readModelConfig(srcDir);
+  if (cfg.raw.quantization_config !== undefined) {
+    throw new CompressionError(
+      "compress.already",
+      `${srcDir} is already quantized (config.json has quantization_config)`,
+    );
+  }
+  const { onProgress, ...options } = opts;
+  const iters = opts.iters ?? 20;
+  const seed = opts.seed ?? 0;
+  const centroidDtype = opts.centroidDtype ?? "F16";
+  if (!Number.isInteger(iters) || iters < 0)
+    throw new CompressionError("compress.iters", `--iters must be an integer ≥ 0, got ${iters}`);
+  const mats = listLinears(cfg);
+  let plan: CodebookGroup[] = [];
+  if (opts.method === "rtn") {
+    if (opts.bits === undefined)
+      throw new CompressionError("compress.usage", "--method rtn needs --bits (integer bit width)");
+    validateRtn(opts.bits, opts.groupSize ?? 128);
+  } else if (opts.method === "cluscomp") {
+    plan = resolvePlan(cfg, opts).plan;
+  } else {
+    throw new CompressionError("compress.method", `unknown --method "${String(opts.method)}" (cluscomp | rtn)`);
+  }
+
+  const source = openCheckpoint(srcDir);
+  const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.tmp-${process.pid}`);
+  try {
+    const result =
+      opts.method === "rtn"
+        ? rtnModel(source, mats, opts.bits!, opts.groupSize ?? 128, onProgress)
+        : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress });
+    const replaced = new Set(mats.map((x) => `${x.name}.weight`));
+    const kept: TensorToWrite[] = source
+      .names()
+      .filter((n) => !replaced.has(n))
+      .sort()
+      .map((n) => {
+        const info = source.info(n)!;
+        return { name: n, dtype: info.dtype, shape: info.shape, data: () => source.readRaw(n) };
+      });
+    const bpw = budgetBpw(result.budget);
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp);
+    writeSafetensors(path.join(tmp, "model.safetensors"), [...kept, ...result.tensors], {
+      format: "pt",
+      cluscomp: String(FORMAT_VERSION),
+    });
+    const resolved = { ...options, iters, seed, centroidDtype, share: opts.share ?? "none" };
+    const quantization_config = {
+      quant_method: QUANT_METHOD,
+      format_version: FORMAT_VERSION,
+      method: opts.method,
+      bpw,
+      ...(opts.method === "cluscomp" ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed } : {}),
+      modules: result.modules,
+    };
+    writeFileAtomic(path.join(tmp, "config.json"), `${JSON.stringify({ ...cfg.raw, quantization_config }, null, 2)}\n`);
+    for (const f of fs.readdirSync(srcDir)) {
+      if (f === "config.json" || f === INDEX_FILE || f.endsWith(".safetensors")) continue;
+      const src = path.join(srcDir, f);
+      if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(tmp, f));
+    }
+    const report: CompressReport = {
+      method: opts.method,
+      bpw,
+      compressedParams: result.budget.params,
+      bytes: 0,
+      seconds: 0,
+      options: opts.method === "rtn" ? { method: "rtn", bits: opts.bits, groupSize: opts.groupSize ?? 128 } : resolved,
+      groups: result.groups,
+    };
+    const { bytes: _bytes, seconds: _seconds, ...recorded } = report;
+    const record = { source: path.resolve(srcDir), ...recorded, compressSeconds: (performance.now() - t0) / 1000 };
+    writeFileAtomic(path.join(tmp, "cluscomp.json"), `${JSON.stringify(record, null, 2)}\n`);
+    if (fs.existsSync(outDir)) fs.rmdirSync(outDir); // checked empty above
+    fs.renameSync(tmp, outDir);
+    report.bytes = dirBytes(outDir);
+    report.seconds = (performance.now() - t0) / 1000;
+    return report;
+  } finally {
+    source.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,100 @@
+// The cluscomp checkpoint format, version 1: a Hugging Face model directory whose config.json carries a
+// `quantization_config` and whose safetensors hold, beside the untouched tensors (embeddings, norms, lm_head,
+// biases, in their original dtype):
+//   method "cluscomp": `<module>.codes` U16 [in, ⌈out/d⌉] and a codebook F16|BF16 [m, K, d] named by the module
+//                      entry (`<module>.codebook`, or a shared name such as `model.layers.3.mlp.codebook`);
+//   method "rtn":      `<module>.qweight` U8 (b-bit codes, LSB-first, row-major [out, in]),
+//                      `<module>.scales`, `<module>.zeros` F16 [out, ⌈in/G⌉].
+// docs/format.md describes it for users. This file parses and validates it; compress/ writes it.
+
+import { ConfigError, UnsupportedError } from "../errors.js";
+
+export const FORMAT_VERSION = 1;
+export const QUANT_METHOD = "cluscomp";
+
+export interface CodebookModule {
+  method: "cluscomp";
+  d: number;
+  K: number;
+  m: number;
+  codebook: string;
+}
+
+export interface RtnModule {
+  method: "rtn";
+  bits: number;
+  group_size: number;
+}
+
+export type QuantModule = CodebookModule | RtnModule;
+
+export interface QuantizationConfig {
+  quant_method: typeof QUANT_METHOD;
+  format_version: number;
+  method: "cluscomp" | "rtn";
+  /** Parameter-weighted bits per weight over the compressed modules. */
+  bpw: number;
+  modules: Record<string, QuantModule>;
+  /** Everything else the writer recorded (share mode, seed, iters…), informational. */
+  [extra: string]: unknown;
+}
+
+function bad(file: string, msg: string): never {
+  throw new ConfigError("config.quantization", `${file}: quantization_config ${msg}`);
+}
+
+function posInt(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
+}
+
+/** Parses config.json's quantization_config; undefined when the model is not compressed. */
+export function parseQuantizationConfig(
+  raw: Record<string, unknown>,
+  file = "config.json",
+): QuantizationConfig | undefined {
+  const q = raw.quantization_config;
+  if (q === undefined || q === null) return undefined;
+  if (typeof q !== "object" || Array.isArray(q)) bad(file, "must be an object");
+  const o = q as Record<string, unknown>;
+  if (o.quant_method !== QUANT_METHOD) {
+    throw new UnsupportedError(
+      "config.unsupported_quantization",
+      `${file}: quant_method ${JSON.stringify(o.quant_method)} is not supported (only "${QUANT_METHOD}" checkpoints)`,
+    );
+  }
+  if (o.format_version !== FORMAT_VERSION) {
+    throw new UnsupportedError(
+      "config.format_version",
+      `${file}: cluscomp format_version ${JSON.stringify(o.format_version)} is not supported by this version (reads ${FORMAT_VERSION})`,
+    );
+  }
+  if (o.method !== "cluscomp" && o.method !== "rtn") bad(file, `method must be "cluscomp" or "rtn"`);
+  if (typeof o.modules !== "object" || o.modules === null || Array.isArray(o.modules))
+    bad(file, "has no modules object");
+  const modules: Record<string, QuantModule> = {};
+  for (const [name, m] of Object.entries(o.modules as Record<string, unknown>)) {
+    if (typeof m !== "object" || m === null) bad(file, `modules["${name}"] must be an object`);
+    const e = m as Record<string, unknown>;
+    if (e.method === "cluscomp") {
+      if (!posInt(e.d) || !posInt(e.K) || !posInt(e.m) || typeof e.codebook !== "string") {
+        bad(file, `modules["${name}"] needs integer d, K, m ≥ 1 and a codebook name`);
+      }
+      if (e.K > 65536) bad(file, `modules["${name}"].K = ${e.K} exceeds 65536`);
+      modules[name] = { method: "cluscomp", d: e.d, K: e.K, m: e.m, codebook: e.codebook };
+    } else if (e.method === "rtn") {
+      if (!posInt(e.bits) || e.bits > 8 || !posInt(e.group_size))
+        bad(file, `modules["${name}"] needs bits in 1..8 and group_size ≥ 1`);
+      modules[name] = { method: "rtn", bits: e.bits, group_size: e.group_size };
+    } else {
+      bad(file, `modules["${name}"].method must be "cluscomp" or "rtn"`);
+    }
+  }
+  return {
+    ...o,
+    quant_method: QUANT_METHOD,
+    format_version: FORMAT_VERSION,
+    method: o.method,
+    bpw: Number(o.bpw),
+    modules,
+  };
+}
