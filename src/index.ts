@@ -35,6 +35,7 @@ export {
   type CompressReport,
   checkOutputDir,
   compressModel,
+  dirBytes,
   resolvePlan,
 } from "./compress/compress.js";
 export {
@@ -70,6 +71,7 @@ export {
   UsageError,
 } from "./errors.js";
 export { type PerplexityOptions, type PerplexityResult, perplexity } from "./eval/perplexity.js";
+export { bitsPerplexitySvg, type ComparisonRow, resultsTable } from "./eval/report.js";
 export { type GenerateOptions, type GenerateResult, generate } from "./generate/generate.js";
 export { argmax, type SamplingOptions, sampleToken } from "./generate/sampling.js";
 export {

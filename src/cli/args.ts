@@ -4,10 +4,13 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.js";
 
-export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }>;
+export type OptionSpec = Record<
+  string,
+  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }
+>;
 
 export interface ParsedArgs {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 

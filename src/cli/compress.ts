@@ -1,8 +1,8 @@
 // cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K [--codebooks m]) [options]
 
 import { UsageError } from "../errors.js";
-import { compressModel, createBackend, SHARE_MODES, type ShareMode } from "../index.js";
-import { BACKEND_OPTION, flag, intOpt, numOpt, optStr, parse, str } from "./args.js";
+import { type CompressOptions, compressModel, createBackend, SHARE_MODES, type ShareMode } from "../index.js";
+import { BACKEND_OPTION, flag, intOpt, numOpt, type OptionSpec, optStr, type ParsedArgs, parse, str } from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K) [options]
@@ -21,41 +21,33 @@ export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B 
   --backend NAME       cpu | auto (default auto)
   --json               print one JSON object {bpw, bytes, seconds, …} on stdout`;
 
-export async function compressCommand(argv: string[]): Promise<void> {
-  const a = parse(
-    argv,
-    {
-      model: { type: "string" },
-      out: { type: "string" },
-      method: { type: "string", default: "cluscomp" },
-      bits: { type: "string" },
-      "vector-dim": { type: "string" },
-      clusters: { type: "string" },
-      codebooks: { type: "string" },
-      share: { type: "string", default: "none" },
-      iters: { type: "string" },
-      seed: { type: "string" },
-      "centroid-dtype": { type: "string", default: "F16" },
-      "group-size": { type: "string" },
-      json: { type: "boolean" },
-      ...BACKEND_OPTION,
-    },
-    "compress",
-  );
-  const method = str(a, "method", "compress");
+const COMPRESS_OPTIONS: OptionSpec = {
+  method: { type: "string", default: "cluscomp" },
+  bits: { type: "string" },
+  "vector-dim": { type: "string" },
+  clusters: { type: "string" },
+  codebooks: { type: "string" },
+  share: { type: "string", default: "none" },
+  iters: { type: "string" },
+  seed: { type: "string" },
+  "centroid-dtype": { type: "string", default: "F16" },
+  "group-size": { type: "string" },
+};
+
+/** Compression options from parsed flags (shared by `compress` and `compare --run`). */
+export function compressOptions(a: ParsedArgs, command: string): CompressOptions {
+  const method = str(a, "method", command);
   if (method !== "cluscomp" && method !== "rtn")
     throw new UsageError("usage.method", `--method must be cluscomp or rtn, got "${method}"`);
-  const share = str(a, "share", "compress");
+  const share = str(a, "share", command);
   if (!(SHARE_MODES as readonly string[]).includes(share)) {
     throw new UsageError("usage.share", `--share must be one of ${SHARE_MODES.join(", ")}, got "${share}"`);
   }
-  const dtype = str(a, "centroid-dtype", "compress");
+  const dtype = str(a, "centroid-dtype", command);
   if (dtype !== "F16" && dtype !== "BF16")
     throw new UsageError("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
   const opt = (name: string) => (optStr(a, name) === undefined ? undefined : numOpt(a, name, 0));
-  const backend = await createBackend(str(a, "backend", "compress"));
-  let bar: ProgressBar | null = null;
-  const report = await compressModel(backend, str(a, "model", "compress"), str(a, "out", "compress"), {
+  return {
     method,
     bits: opt("bits"),
     vectorDim: opt("vector-dim"),
@@ -66,14 +58,53 @@ export async function compressCommand(argv: string[]): Promise<void> {
     seed: intOpt(a, "seed", 0),
     centroidDtype: dtype,
     groupSize: intOpt(a, "group-size", 128, 1),
-    onProgress: (p) => {
-      bar ??= new ProgressBar({
-        label: method === "rtn" ? "rtn" : "k-means",
-        total: p.total,
-        unit: method === "rtn" ? "mat" : "it",
-      });
-      bar.update(p.done, p.objective === undefined ? p.current : `${p.current} obj ${p.objective.toExponential(4)}`);
+  };
+}
+
+/** Parses a `compare --run` spec of compress flags without dashes: "method=rtn bits=3 group-size=128". */
+export function parseCompressSpec(spec: string): CompressOptions {
+  const argv = spec
+    .trim()
+    .split(/\s+/)
+    .flatMap((kv) => {
+      const eq = kv.indexOf("=");
+      if (eq < 1)
+        throw new UsageError("usage.run", `--run "${spec}": "${kv}" is not key=value (e.g. "method=rtn bits=3")`);
+      return [`--${kv.slice(0, eq)}`, kv.slice(eq + 1)];
+    });
+  return compressOptions(parse(argv, COMPRESS_OPTIONS, "compare --run"), "compare --run");
+}
+
+/** Progress bar adapter for compressModel. */
+export function compressProgress(method: string): CompressOptions["onProgress"] {
+  let bar: ProgressBar | null = null;
+  return (p) => {
+    bar ??= new ProgressBar({
+      label: method === "rtn" ? "rtn" : "k-means",
+      total: p.total,
+      unit: method === "rtn" ? "mat" : "it",
+    });
+    bar.update(p.done, p.objective === undefined ? p.current : `${p.current} obj ${p.objective.toExponential(4)}`);
+  };
+}
+
+export async function compressCommand(argv: string[]): Promise<void> {
+  const a = parse(
+    argv,
+    {
+      model: { type: "string" },
+      out: { type: "string" },
+      json: { type: "boolean" },
+      ...COMPRESS_OPTIONS,
+      ...BACKEND_OPTION,
     },
+    "compress",
+  );
+  const options = compressOptions(a, "compress");
+  const backend = await createBackend(str(a, "backend", "compress"));
+  const report = await compressModel(backend, str(a, "model", "compress"), str(a, "out", "compress"), {
+    ...options,
+    onProgress: compressProgress(options.method),
   });
   if (flag(a, "json")) {
     const { groups: _g, ...rest } = report;

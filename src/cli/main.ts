@@ -2,6 +2,7 @@
 // The cluscomp command line: a thin shell over the public API (src/index.ts), one file per command.
 
 import { CluscompError, UsageError } from "../errors.js";
+import { COMPARE_HELP, compareCommand } from "./compare.js";
 import { COMPRESS_HELP, compressCommand } from "./compress.js";
 import { EVAL_HELP, evalCommand } from "./eval.js";
 import { GENERATE_HELP, generateCommand } from "./generate.js";
@@ -10,6 +11,7 @@ import { INSPECT_HELP, inspectCommand } from "./inspect.js";
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: INSPECT_HELP },
   compress: { run: compressCommand, help: COMPRESS_HELP },
+  compare: { run: compareCommand, help: COMPARE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
 };
@@ -21,6 +23,7 @@ usage: cluscomp <command> [options]     (cluscomp <command> --help for its optio
 commands:
   inspect    architecture, parameters, dtypes and bytes of a model directory
   compress   ClusComp (k-means codebooks) or RTN compression into a cluscomp checkpoint
+  compare    compress with several settings, evaluate each: table + bits-vs-perplexity plot
   eval       perplexity of a text file
   generate   continue a prompt (greedy or sampled), streaming to stdout
 

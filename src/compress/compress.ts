@@ -85,7 +85,8 @@ export interface CompressReport {
   groups?: GroupReport[];
 }
 
-function dirBytes(dir: string): number {
+/** Bytes of every file under dir. */
+export function dirBytes(dir: string): number {
   let total = 0;
   for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
     const st = fs.statSync(path.join(dir, f));

@@ -3,7 +3,7 @@
 // A backend that does not support an op reports it as skipped (it.skip with the reason), never as passed.
 
 import { describe, expect, it } from "vitest";
-import { type Backend, CpuBackend, type OpName, Rng } from "../../src/index.js";
+import { type Backend, CpuBackend, type OpName, packBits, Rng } from "../../src/index.js";
 import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
 
 const BACKENDS: Backend[] = [new CpuBackend()];
@@ -198,6 +198,102 @@ for (const be of BACKENDS) {
       expect(Array.from(got)).toEqual(Array.from(src));
       const all = await be.read(dst);
       expect(all.subarray(0, 9).every((v) => v === 0)).toBe(true);
+    });
+
+    for (const [N, K, d, seed] of [
+      [1, 1, 1, 40],
+      [7, 3, 2, 41],
+      [103, 17, 6, 42],
+      [64, 64, 9, 43],
+    ] as const) {
+      op("kmeans_assign", `N${N} K${K} d${d} seed${seed}`, async () => {
+        const x = rand(N * d, seed);
+        const c = rand(K * d, seed + 1);
+        if (K > 2) c.set(c.subarray(0, d), 2 * d); // centroid 2 duplicates centroid 0: ties must pick 0
+        const { codes, distances } = be.kmeans_assign(be.upload(x, [N, d]), be.upload(c, [K, d]));
+        const got = await be.readInt(codes);
+        const dist = await be.read(distances);
+        for (let n = 0; n < N; n++) {
+          let best = 0;
+          let bestD = Number.POSITIVE_INFINITY;
+          for (let k = 0; k < K; k++) {
+            let s = 0;
+            for (let j = 0; j < d; j++) s += (x[n * d + j] - c[k * d + j]) ** 2;
+            if (s < bestD - 1e-9) {
+              bestD = s;
+              best = k;
+            }
+          }
+          expect(got[n], `vector ${n}`).toBe(best);
+          expect(Math.abs(dist[n] - bestD)).toBeLessThan(1e-4 * (1 + bestD));
+        }
+        expect(got.includes(2)).toBe(false);
+      });
+    }
+
+    op("kmeans_update", "N50 K7 d3 seed 44", async () => {
+      const x = rand(150, 44);
+      const r = new Rng(45);
+      const codes = Int32Array.from({ length: 50 }, () => r.int(6)); // cluster 6 stays empty
+      const { sums, counts } = be.kmeans_update(be.upload(x, [50, 3]), be.uploadInt(codes, [50]), 7);
+      const refS = new Float64Array(21);
+      const refC = new Float64Array(7);
+      codes.forEach((k, n) => {
+        refC[k]++;
+        for (let j = 0; j < 3; j++) refS[k * 3 + j] += x[n * 3 + j];
+      });
+      expect(Array.from(await be.read(counts))).toEqual(Array.from(refC));
+      expect(nmse(await be.read(sums), refS)).toBeLessThan(TOL);
+    });
+
+    op("codebook_decode", "out10 in3 d4 K5 m2 seed 46", async () => {
+      const [out, inp, d, K, m] = [10, 3, 4, 5, 2];
+      const nb = Math.ceil(out / d);
+      const partCols = Math.ceil(nb / m);
+      const books = rand(m * K * d, 46);
+      const r = new Rng(47);
+      const codes = Int32Array.from({ length: inp * nb }, () => r.int(K));
+      const w = await be.read(
+        be.codebook_decode(be.uploadInt(codes, [inp, nb]), be.upload(books, [m, K, d]), {
+          out,
+          in: inp,
+          d,
+          nb,
+          K,
+          partCols,
+        }),
+      );
+      for (let o = 0; o < out; o++)
+        for (let i = 0; i < inp; i++) {
+          const j = Math.floor(o / d);
+          const part = Math.floor(j / partCols);
+          expect(w[o * inp + i]).toBe(books[(part * K + codes[i * nb + j]) * d + (o % d)]);
+        }
+    });
+
+    op("rtn_decode", "out5 in7 3-bit group 3 seed 48", async () => {
+      const [out, inp, bits, group] = [5, 7, 3, 3];
+      const ng = Math.ceil(inp / group);
+      const r = new Rng(48);
+      const q = Int32Array.from({ length: out * inp }, () => r.int(8));
+      const packed = packBits(q, bits);
+      const words = new Int32Array(Math.ceil(packed.length / 4));
+      new Uint8Array(words.buffer).set(packed);
+      const scales = rand(out * ng, 49);
+      const zeros = rand(out * ng, 50);
+      const w = await be.read(
+        be.rtn_decode(be.uploadInt(words, [words.length]), be.upload(scales, [out, ng]), be.upload(zeros, [out, ng]), {
+          out,
+          in: inp,
+          bits,
+          group,
+        }),
+      );
+      const ref = Array.from(q, (v, idx) => {
+        const g = Math.floor(idx / inp) * ng + Math.floor((idx % inp) / group);
+        return v * scales[g] + zeros[g];
+      });
+      expect(nmse(w, ref)).toBeLessThan(TOL);
     });
   });
 }

@@ -1,0 +1,126 @@
+// compress / compare from the command line on the bundled example, and compressed directories used directly by
+// eval, generate and inspect.
+
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { listTree, tmpDir } from "../helpers/tmp.js";
+
+const ROOT = path.resolve(__dirname, "../..");
+const CLI = path.join(ROOT, "dist/cli/main.js");
+const EXAMPLE = path.join(ROOT, "examples/stories260K");
+const TEXT = path.join(ROOT, "examples/data/tinystories-excerpt.txt");
+
+function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: ROOT });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("cli compress", () => {
+  const root = tmpDir();
+  const out = path.join(root, "q3");
+
+  it("--json reports bpw, bytes and seconds; the directory is complete", () => {
+    const r = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      out,
+      "--bits",
+      "3",
+      "--vector-dim",
+      "8",
+      "--share",
+      "block",
+      "--iters",
+      "3",
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.bpw).toBeGreaterThan(2.9);
+    expect(o.bpw).toBeLessThanOrEqual(3);
+    expect(o.bytes).toBe(fs.readdirSync(out).reduce((s, f) => s + fs.statSync(path.join(out, f)).size, 0));
+    expect(o.seconds).toBeGreaterThan(0);
+    expect(fs.readdirSync(out).sort()).toEqual([
+      "cluscomp.json",
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
+    expect(r.stderr).toMatch(/k-means .*it\/s/);
+  });
+
+  it("eval, generate and inspect take the compressed directory", () => {
+    const e = cli("eval", "--model", out, "--data", TEXT, "--seqlen", "512", "--max-windows", "2", "--json");
+    expect(e.code, e.stderr).toBe(0);
+    expect(JSON.parse(e.stdout).ppl).toBeGreaterThan(1);
+    const g = cli("generate", "--model", out, "--prompt", "Once upon a time", "--max-new-tokens", "8");
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout.startsWith("Once upon a time")).toBe(true);
+    const i = cli("inspect", "--model", out, "--json");
+    expect(i.code).toBe(0);
+    expect(JSON.parse(i.stdout).groups.attention.dtypes.U16).toBe(20);
+  });
+
+  it("refuses a non-empty output directory and an unreachable target, writing nothing", () => {
+    const before = listTree(root);
+    const r = cli("compress", "--model", EXAMPLE, "--out", out, "--bits", "3", "--vector-dim", "8");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is not empty/);
+    const u = cli("compress", "--model", EXAMPLE, "--out", path.join(root, "x"), "--bits", "3", "--vector-dim", "4");
+    expect(u.code).toBe(1);
+    expect(u.stderr).toMatch(/unreachable with --vector-dim 4/);
+    const k = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      path.join(root, "y"),
+      "--vector-dim",
+      "4",
+      "--clusters",
+      "70000",
+    );
+    expect(k.code).toBe(1);
+    expect(k.stderr).toMatch(/exceeds 65536/);
+    expect(listTree(root)).toEqual(before);
+  });
+
+  it("compare writes a table, JSON and an SVG plot", () => {
+    const dir = path.join(root, "cmp");
+    const r = cli(
+      "compare",
+      "--model",
+      EXAMPLE,
+      "--data",
+      TEXT,
+      "--out",
+      dir,
+      "--seqlen",
+      "512",
+      "--max-windows",
+      "2",
+      "--run",
+      "method=rtn bits=4 group-size=64",
+      "--run",
+      "bits=3 vector-dim=8 share=model iters=2",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(fs.readFileSync(path.join(dir, "results.json"), "utf8"));
+    expect(res.rows.map((x: { label: string }) => x.label)).toEqual([
+      "original",
+      "method-rtn-bits-4-group-size-64",
+      "bits-3-vector-dim-8-share-model-iters-2",
+    ]);
+    expect(res.rows[1].bpw).toBeCloseTo(4.514, 3);
+    expect(fs.readFileSync(path.join(dir, "results.md"), "utf8")).toMatch(/\| rtn g64 \| 4\.514 \|/);
+    const svg = fs.readFileSync(path.join(dir, "bpw_vs_ppl.svg"), "utf8");
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect((svg.match(/<circle cx=/g) ?? []).length).toBe(2 + 2); // two points + two legend marks
+  });
+});
