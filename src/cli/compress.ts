@@ -106,13 +106,14 @@ export async function compressCommand(argv: string[]): Promise<void> {
     ...options,
     onProgress: compressProgress(options.method),
   });
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   if (flag(a, "json")) {
     const { groups: _g, ...rest } = report;
-    process.stdout.write(`${JSON.stringify(rest)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...rest, peakRssMiB })}\n`);
   } else {
     process.stdout.write(
       `compressed ${report.compressedParams} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
-        `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s\n`,
+        `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
     );
   }
 }

@@ -10,20 +10,7 @@ export function tempSibling(dest: string): string {
 
 /** Writes `data` to `dest` atomically. */
 export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
-  const tmp = tempSibling(dest);
-  try {
-    const fd = fs.openSync(tmp, "w");
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  streamFileAtomic(dest, (append) => append(typeof data === "string" ? Buffer.from(data, "utf8") : data));
 }
 
 /**

@@ -1,23 +1,13 @@
 // The command line as a user runs it (node dist/cli/main.js, built by `npm test`): JSON output contracts,
 // streaming generation, and for each kind of bad input a clear error, a non-zero exit and nothing written.
 
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { INDEX_FILE } from "../../src/index.js";
+import { cli, EXAMPLE, TEXT } from "../helpers/cli.js";
 import { MODELS } from "../helpers/golden.js";
 import { listTree, tmpDir } from "../helpers/tmp.js";
-
-const ROOT = path.resolve(__dirname, "../..");
-const CLI = path.join(ROOT, "dist/cli/main.js");
-const EXAMPLE = path.join(ROOT, "examples/stories260K");
-const TEXT = path.join(ROOT, "examples/data/tinystories-excerpt.txt");
-
-function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: ROOT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** A copy of the example model with one file replaced or removed. */
 function brokenModel(mutate: (dir: string) => void): string {

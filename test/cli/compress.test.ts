@@ -1,21 +1,11 @@
 // compress / compare from the command line on the bundled example, and compressed directories used directly by
 // eval, generate and inspect.
 
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { cli, EXAMPLE, TEXT } from "../helpers/cli.js";
 import { listTree, tmpDir } from "../helpers/tmp.js";
-
-const ROOT = path.resolve(__dirname, "../..");
-const CLI = path.join(ROOT, "dist/cli/main.js");
-const EXAMPLE = path.join(ROOT, "examples/stories260K");
-const TEXT = path.join(ROOT, "examples/data/tinystories-excerpt.txt");
-
-function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", cwd: ROOT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("cli compress", () => {
   const root = tmpDir();

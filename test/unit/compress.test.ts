@@ -11,8 +11,10 @@ import {
   type DType,
   decodeWeight,
   f16ToF32,
+  listLinears,
   loadModel,
   openCheckpoint,
+  parseModelConfig,
   parseQuantizationConfig,
   Rng,
   type TensorToWrite,
@@ -30,11 +32,12 @@ const be = new CpuBackend();
 function dequantizeToDir(qdir: string, out: string): void {
   const cfg = JSON.parse(fs.readFileSync(path.join(qdir, "config.json"), "utf8"));
   const q = parseQuantizationConfig(cfg)!;
+  const shapes = new Map(listLinears(parseModelConfig(cfg)).map((x) => [x.name, [x.out, x.in] as const]));
   const src = openCheckpoint(qdir);
   const tensors: TensorToWrite[] = [];
   const consumed = new Set<string>();
   for (const [name, m] of Object.entries(q.modules)) {
-    const [out, inp] = shapeOf(cfg, name);
+    const [out, inp] = shapes.get(name)!;
     let w: Float32Array;
     if (m.method === "cluscomp") {
       const l = vectorLayout(out, inp, m.d, m.m);
@@ -64,24 +67,6 @@ function dequantizeToDir(qdir: string, out: string): void {
   writeSafetensors(path.join(out, "model.safetensors"), tensors);
   delete cfg.quantization_config;
   fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(cfg));
-}
-
-function shapeOf(cfg: Record<string, number>, name: string): [number, number] {
-  const C = cfg.hidden_size;
-  const q = cfg.num_attention_heads * cfg.head_dim;
-  const kv = cfg.num_key_value_heads * cfg.head_dim;
-  const I = cfg.intermediate_size;
-  const p = name.split(".").at(-1)!;
-  const shapes: Record<string, [number, number]> = {
-    q_proj: [q, C],
-    k_proj: [kv, C],
-    v_proj: [kv, C],
-    o_proj: [C, q],
-    gate_proj: [I, C],
-    up_proj: [I, C],
-    down_proj: [C, I],
-  };
-  return shapes[p];
 }
 
 async function logitsOf(dir: string): Promise<Float32Array> {
@@ -155,6 +140,24 @@ describe("compress rejects bad settings and writes nothing", () => {
       expect(listTree(root)).toEqual(before);
     });
   }
+
+  it("several codebooks per matrix with a shared codebook", async () => {
+    const { root, src, out } = setup();
+    const before = listTree(root);
+    const opts = { method: "cluscomp" as const, vectorDim: 4, clusters: 4, codebooks: 2, share: "block" as const };
+    await expect(compressModel(be, src, out, opts)).rejects.toThrow(/--codebooks 2 needs --share none/);
+    expect(listTree(root)).toEqual(before);
+  });
+
+  it("a model that is already compressed", async () => {
+    const { root, src, out } = setup();
+    await compressModel(be, src, out, { method: "rtn", bits: 4, groupSize: 8 });
+    const again = path.join(root, "again");
+    await expect(compressModel(be, out, again, { method: "rtn", bits: 4, groupSize: 8 })).rejects.toThrow(
+      /already quantized/,
+    );
+    expect(fs.existsSync(again)).toBe(false);
+  });
 
   it("output directory not empty", async () => {
     const { root, src, out } = setup();
