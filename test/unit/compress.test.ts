@@ -113,6 +113,20 @@ describe.each(VARIANTS)("compress %s", (_name, opts) => {
   });
 });
 
+describe("compress is reproducible", () => {
+  it("the same seed gives a byte-identical checkpoint; another seed does not", async () => {
+    const root = tmpDir();
+    const src = writeSyntheticModel(path.join(root, "src"), {}).dir;
+    const opts = { method: "cluscomp" as const, vectorDim: 4, clusters: 16, iters: 5 };
+    await compressModel(be, src, path.join(root, "a"), { ...opts, seed: 7 });
+    await compressModel(be, src, path.join(root, "b"), { ...opts, seed: 7 });
+    await compressModel(be, src, path.join(root, "c"), { ...opts, seed: 8 });
+    const bytes = (d: string) => fs.readFileSync(path.join(root, d, "model.safetensors"));
+    expect(bytes("b").equals(bytes("a"))).toBe(true);
+    expect(bytes("c").equals(bytes("a"))).toBe(false);
+  });
+});
+
 describe("compress rejects bad settings and writes nothing", () => {
   const setup = () => {
     const root = tmpDir();
