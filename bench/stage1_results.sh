@@ -31,8 +31,8 @@ case "$which" in
     out=${2:-out/stage1/llama-en-26m-shared}
     $cli compare --model ../shared/models/llama-en-26m --data ../shared/data/wikitext2/wiki.test.raw --out "$out" \
       --seqlen 512 --max-windows 8 --batch-size 4 \
-      --run "bits=2.5 vector-dim=8 share=block" --run "bits=2.5 vector-dim=8 share=model" \
       --run "bits=3 vector-dim=6 share=model" --run "bits=3.25 vector-dim=6 share=block" \
+      --run "bits=2.5 vector-dim=8 share=block" --run "bits=2.5 vector-dim=8 share=model" \
       --run "bits=3.25 vector-dim=6 share=model" --run "bits=4.1 vector-dim=4 share=model"
     ;;
   stories)

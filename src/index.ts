@@ -9,7 +9,7 @@ export type {
   RopeParams,
   Tensor,
 } from "./backend/backend.js";
-export { BACKEND_NAMES, type CodebookLayout, type RtnLayout } from "./backend/backend.js";
+export { type AdamWParams, BACKEND_NAMES, type CodebookLayout, OP_NAMES, type RtnLayout } from "./backend/backend.js";
 export { CpuBackend, CpuTensor } from "./backend/cpu/index.js";
 export { createBackend } from "./backend/registry.js";
 export {
@@ -99,6 +99,18 @@ export {
   writeSafetensors,
 } from "./io/safetensors.js";
 export { loadTokenizer, type Tokenizer } from "./io/tokenizer.js";
+export {
+  type DecoderLayer,
+  decoderLayerBackward,
+  decoderLayerForward,
+  disposeActivations,
+  LAYER_LINEARS,
+  type LayerActivations,
+  type LayerContext,
+  type LayerGrads,
+  type LinearGrad,
+  type LinearKey,
+} from "./model/decoder_layer.js";
 export { KVCache } from "./model/kv_cache.js";
 export {
   applyLinear,
@@ -109,13 +121,12 @@ export {
   type RtnLinear,
 } from "./model/linear.js";
 export {
-  type DecoderLayer,
   type ForwardOptions,
   type ForwardResult,
   LlamaModel,
   type LlamaWeights,
 } from "./model/llama.js";
-export { buildModel, loadModel } from "./model/load.js";
+export { buildModel, CheckpointReader, loadModel } from "./model/load.js";
 export { ropeInvFreq, ropeTables } from "./model/rope.js";
 export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
 export { Rng } from "./tensor/rng.js";

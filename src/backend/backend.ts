@@ -22,6 +22,18 @@ export interface RopeParams {
   headDim: number;
   /** Absolute position of token t = 0 (the KV-cache length during generation). */
   startPos: number;
+  /** Rotate by −angle: the inverse (= transpose) of the rotation, which is rope's backward. */
+  inverse?: boolean;
+}
+
+/** One torch.optim.AdamW step (amsgrad off); `step` counts from 1. */
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
 }
 
 export interface AttentionParams {
@@ -61,7 +73,42 @@ export type OpName =
   | "kmeans_assign"
   | "kmeans_update"
   | "codebook_decode"
-  | "rtn_decode";
+  | "rtn_decode"
+  | "rms_norm_backward"
+  | "attention_backward"
+  | "silu_mul_backward"
+  | "sum_rows"
+  | "mse"
+  | "adamw"
+  | "codebook_grad";
+
+/** Every op of the contract, for suites and `supports` checks. */
+export const OP_NAMES: readonly OpName[] = [
+  "matmul",
+  "linear",
+  "add",
+  "rms_norm",
+  "rope",
+  "attention",
+  "silu_mul",
+  "embedding",
+  "softmax",
+  "log_softmax",
+  "cross_entropy",
+  "write_rows",
+  "narrow",
+  "kmeans_assign",
+  "kmeans_update",
+  "codebook_decode",
+  "rtn_decode",
+  "rms_norm_backward",
+  "attention_backward",
+  "silu_mul_backward",
+  "sum_rows",
+  "mse",
+  "adamw",
+  "codebook_grad",
+];
 
 /** Geometry of a codebook-compressed weight (see compress/codebook.ts for the vector layout). */
 export interface CodebookLayout {
@@ -98,6 +145,8 @@ export interface Backend {
   readInt(t: Tensor): Promise<Int32Array>;
   /** Releases device memory; the tensor must not be used again. */
   dispose(t: Tensor): void;
+  /** The same elements under another shape (equal element count), sharing storage: dispose only one of them. */
+  reshape(t: Tensor, shape: Shape): Tensor;
 
   /** [M, K] · [K, N] → [M, N] (see MatmulOptions for transposed storage). */
   matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor;
@@ -138,6 +187,28 @@ export interface Backend {
    * and scales, zeros [out, ⌈in/group⌉]: w = q·scale + zero.
    */
   rtn_decode(packed: Tensor, scales: Tensor, zeros: Tensor, l: RtnLayout): Tensor;
+
+  // --- training: backward ops, loss, optimizer -----------------------------------------------------------
+  /** Gradients of rms_norm w.r.t. x ([..., C]) and weight ([C], summed over rows), given dy. */
+  rms_norm_backward(x: Tensor, weight: Tensor, dy: Tensor, eps: number): { dx: Tensor; dweight: Tensor };
+  /** Gradients of attention (same params) w.r.t. q, k, v given dout [B, T, H·D]; dk, dv have k's shape. */
+  attention_backward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dout: Tensor,
+    p: AttentionParams,
+  ): { dq: Tensor; dk: Tensor; dv: Tensor };
+  /** Gradients of silu_mul w.r.t. gate and up, given dy. */
+  silu_mul_backward(gate: Tensor, up: Tensor, dy: Tensor): { dgate: Tensor; dup: Tensor };
+  /** Column sums of x [..., C] → [C] (bias gradients). */
+  sum_rows(x: Tensor): Tensor;
+  /** Mean squared error over all elements → loss [1] and d loss / d pred (pred's shape). */
+  mse(pred: Tensor, target: Tensor): { loss: Tensor; grad: Tensor };
+  /** One AdamW step, in place on param and the moment buffers m, v (all the same shape). */
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void;
+  /** The adjoint of codebook_decode: dW [out, in] summed into the centroids its codes [in, nb] name → [m, K, d]. */
+  codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor;
 }
 
 /** Names accepted by --backend. `auto` picks the best available. */

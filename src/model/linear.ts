@@ -22,6 +22,8 @@ export interface CodebookLinear extends LinearBase {
   codes: Tensor;
   /** f32 [m, K, d]; may be shared with other layers. */
   codebooks: Tensor;
+  /** The codebook's tensor name in the checkpoint (shared codebooks share it). */
+  codebookName: string;
   layout: CodebookLayout;
 }
 

@@ -7,21 +7,10 @@
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
+import { type DecoderLayer, decoderLayerForward } from "./decoder_layer.js";
 import { KVCache } from "./kv_cache.js";
 import { applyLinear, type Linear, linearTensors } from "./linear.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
-
-export interface DecoderLayer {
-  inputLayernorm: Tensor;
-  qProj: Linear;
-  kProj: Linear;
-  vProj: Linear;
-  oProj: Linear;
-  postAttentionLayernorm: Tensor;
-  gateProj: Linear;
-  upProj: Linear;
-  downProj: Linear;
-}
 
 export interface LlamaWeights {
   embedTokens: Tensor;
@@ -69,7 +58,8 @@ export class LlamaModel {
     return new KVCache(this.backend, this.config, batch, capacity);
   }
 
-  private ropeFor(positions: number): { cos: Tensor; sin: Tensor } {
+  /** RoPE tables [P, D/2] covering at least `positions` positions (cached; grown by doubling). */
+  ropeFor(positions: number): { cos: Tensor; sin: Tensor } {
     if (this.rope === null || this.rope.positions < positions) {
       let p = 64;
       while (p < positions) p *= 2;
@@ -101,10 +91,6 @@ export class LlamaModel {
       );
     }
     const { cos, sin } = this.ropeFor(past + T);
-    const H = cfg.numAttentionHeads;
-    const Hkv = cfg.numKeyValueHeads;
-    const D = cfg.headDim;
-
     const idsT = be.uploadInt(ids, [B, T]);
     let h = be.embedding(idsT, this.weights.embedTokens);
     be.dispose(idsT);
@@ -112,54 +98,10 @@ export class LlamaModel {
     if (opts.outputHiddenStates) hidden.push(h);
 
     for (let l = 0; l < this.weights.layers.length; l++) {
-      const layer = this.weights.layers[l];
-      // self-attention block
-      const n1 = be.rms_norm(h, layer.inputLayernorm, cfg.rmsNormEps);
-      const q0 = applyLinear(be, layer.qProj, n1);
-      const k0 = applyLinear(be, layer.kProj, n1);
-      const v = applyLinear(be, layer.vProj, n1);
-      be.dispose(n1);
-      const q = be.rope(q0, cos, sin, { numHeads: H, headDim: D, startPos: past });
-      const k = be.rope(k0, cos, sin, { numHeads: Hkv, headDim: D, startPos: past });
-      be.dispose(q0);
-      be.dispose(k0);
-      let keys = k;
-      let values = v;
-      if (cache) {
-        be.write_rows(cache.keys[l], k, past);
-        be.write_rows(cache.values[l], v, past);
-        keys = cache.keys[l];
-        values = cache.values[l];
-      }
-      const a = be.attention(q, keys, values, {
-        numHeads: H,
-        numKvHeads: Hkv,
-        headDim: D,
-        kvLength: past + T,
-        queryOffset: past,
-        slidingWindow: cfg.slidingWindow,
-      });
-      be.dispose(q);
-      be.dispose(k);
-      be.dispose(v);
-      const o = applyLinear(be, layer.oProj, a);
-      be.dispose(a);
-      const h2 = be.add(h, o);
-      be.dispose(o);
+      const layerCache = cache ? { keys: cache.keys[l], values: cache.values[l] } : undefined;
+      const { y } = decoderLayerForward(be, cfg, this.weights.layers[l], h, { cos, sin, past, cache: layerCache });
       if (!opts.outputHiddenStates) be.dispose(h);
-      // MLP block
-      const n2 = be.rms_norm(h2, layer.postAttentionLayernorm, cfg.rmsNormEps);
-      const g = applyLinear(be, layer.gateProj, n2);
-      const u = applyLinear(be, layer.upProj, n2);
-      be.dispose(n2);
-      const m = be.silu_mul(g, u);
-      be.dispose(g);
-      be.dispose(u);
-      const d = applyLinear(be, layer.downProj, m);
-      be.dispose(m);
-      h = be.add(h2, d);
-      be.dispose(h2);
-      be.dispose(d);
+      h = y;
       if (opts.outputHiddenStates && l < this.weights.layers.length - 1) hidden.push(h);
     }
     if (cache) cache.length = past + T;

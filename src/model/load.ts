@@ -5,12 +5,13 @@
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
-import { parseQuantizationConfig, type QuantModule } from "../io/cluscomp_format.js";
+import { parseQuantizationConfig, type QuantizationConfig, type QuantModule } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import { openCheckpoint, type TensorSource } from "../io/safetensors.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
+import type { DecoderLayer } from "./decoder_layer.js";
 import type { Linear } from "./linear.js";
-import { type DecoderLayer, LlamaModel } from "./llama.js";
+import { LlamaModel } from "./llama.js";
 
 export interface LoadProgress {
   tensorsDone: number;
@@ -31,19 +32,30 @@ export function loadModel(
   }
 }
 
-export function buildModel(
-  backend: Backend,
-  cfg: ModelConfig,
-  source: TensorSource,
-  onProgress?: (p: LoadProgress) => void,
-): LlamaModel {
-  const quant = parseQuantizationConfig(cfg.raw);
-  const perLayer = 9 + (cfg.qkvBias ? 3 : 0) + (cfg.oBias ? 1 : 0) + (cfg.mlpBias ? 3 : 0);
-  const total = 2 + (cfg.tieWordEmbeddings ? 0 : 1) + perLayer * cfg.numHiddenLayers;
-  let done = 0;
-  const tick = () => onProgress?.({ tensorsDone: ++done, tensorsTotal: total });
-  const check = (name: string, shape: readonly number[]) => {
-    const info = source.info(name);
+/**
+ * Reads and uploads the tensors of one checkpoint: single tensors, linears (dense or compressed; codebooks shared
+ * between modules are uploaded once and shared) and whole decoder layers.
+ */
+export class CheckpointReader {
+  private readonly quant: QuantizationConfig | undefined;
+  private readonly codebooks = new Map<string, Tensor>();
+  constructor(
+    private readonly backend: Backend,
+    private readonly cfg: ModelConfig,
+    private readonly source: TensorSource,
+    private readonly tick: () => void = () => {},
+  ) {
+    this.quant = parseQuantizationConfig(cfg.raw);
+  }
+
+  /** Tensors read per decoder layer (for progress totals). */
+  get tensorsPerLayer(): number {
+    const c = this.cfg;
+    return 9 + (c.qkvBias ? 3 : 0) + (c.oBias ? 1 : 0) + (c.mlpBias ? 3 : 0);
+  }
+
+  private check(name: string, shape: readonly number[]) {
+    const info = this.source.info(name);
     if (!info)
       throw new ModelError(
         "model.missing_tensor",
@@ -56,75 +68,111 @@ export function buildModel(
       );
     }
     return info;
-  };
-  const tensor = (name: string, shape: readonly number[]): Tensor => {
-    check(name, shape);
-    const t = backend.upload(source.readFloat32(name), shape);
-    tick();
+  }
+
+  tensor(name: string, shape: readonly number[]): Tensor {
+    this.check(name, shape);
+    const t = this.backend.upload(this.source.readFloat32(name), shape);
+    this.tick();
     return t;
-  };
-  const codebooks = new Map<string, Tensor>();
-  const compressed = (prefix: string, q: QuantModule, out: number, inp: number, bias: Tensor | null): Linear => {
+  }
+
+  private compressed(prefix: string, q: QuantModule, out: number, inp: number, bias: Tensor | null): Linear {
+    const backend = this.backend;
     if (q.method === "cluscomp") {
       const nb = Math.ceil(out / q.d);
-      check(`${prefix}.codes`, [inp, nb]);
-      const raw = source.readRaw(`${prefix}.codes`);
+      this.check(`${prefix}.codes`, [inp, nb]);
+      const raw = this.source.readRaw(`${prefix}.codes`);
       if (!(raw instanceof Uint16Array))
         throw new ModelError("model.tensor_dtype", `tensor "${prefix}.codes" must be U16`);
       const codes = backend.uploadInt(Int32Array.from(raw), [inp, nb]);
-      let cb = codebooks.get(q.codebook);
+      let cb = this.codebooks.get(q.codebook);
       if (!cb) {
-        cb = tensor(q.codebook, [q.m, q.K, q.d]);
-        codebooks.set(q.codebook, cb);
+        cb = this.tensor(q.codebook, [q.m, q.K, q.d]);
+        this.codebooks.set(q.codebook, cb);
       } else {
-        check(q.codebook, [q.m, q.K, q.d]);
+        this.check(q.codebook, [q.m, q.K, q.d]);
       }
-      tick();
+      this.tick();
       const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
-      return { kind: "codebook", codes, codebooks: cb, layout, bias, inFeatures: inp, outFeatures: out };
+      return {
+        kind: "codebook",
+        codes,
+        codebooks: cb,
+        codebookName: q.codebook,
+        layout,
+        bias,
+        inFeatures: inp,
+        outFeatures: out,
+      };
     }
     const ng = Math.ceil(inp / q.group_size);
     const bytes = Math.ceil((out * inp * q.bits) / 8);
-    check(`${prefix}.qweight`, [bytes]);
-    const rawQ = source.readRaw(`${prefix}.qweight`);
+    this.check(`${prefix}.qweight`, [bytes]);
+    const rawQ = this.source.readRaw(`${prefix}.qweight`);
     if (!(rawQ instanceof Uint8Array))
       throw new ModelError("model.tensor_dtype", `tensor "${prefix}.qweight" must be U8`);
     const words = new Int32Array(Math.ceil(bytes / 4));
     new Uint8Array(words.buffer).set(rawQ);
     const packed = backend.uploadInt(words, [words.length]);
-    const scales = tensor(`${prefix}.scales`, [out, ng]);
-    const zeros = tensor(`${prefix}.zeros`, [out, ng]);
+    const scales = this.tensor(`${prefix}.scales`, [out, ng]);
+    const zeros = this.tensor(`${prefix}.zeros`, [out, ng]);
     const layout = { out, in: inp, bits: q.bits, group: q.group_size };
     return { kind: "rtn", packed, scales, zeros, layout, bias, inFeatures: inp, outFeatures: out };
-  };
-  const linear = (prefix: string, out: number, inp: number, hasBias: boolean): Linear => {
-    const bias = hasBias ? tensor(`${prefix}.bias`, [out]) : null;
-    const q = quant?.modules[prefix];
-    if (q) return compressed(prefix, q, out, inp, bias);
-    return { kind: "dense", weight: tensor(`${prefix}.weight`, [out, inp]), bias, inFeatures: inp, outFeatures: out };
-  };
-
-  const C = cfg.hiddenSize;
-  const qDim = cfg.numAttentionHeads * cfg.headDim;
-  const kvDim = cfg.numKeyValueHeads * cfg.headDim;
-  const I = cfg.intermediateSize;
-  const embedTokens = tensor("model.embed_tokens.weight", [cfg.vocabSize, C]);
-  const layers: DecoderLayer[] = [];
-  for (let l = 0; l < cfg.numHiddenLayers; l++) {
-    const p = `model.layers.${l}`;
-    layers.push({
-      inputLayernorm: tensor(`${p}.input_layernorm.weight`, [C]),
-      qProj: linear(`${p}.self_attn.q_proj`, qDim, C, cfg.qkvBias),
-      kProj: linear(`${p}.self_attn.k_proj`, kvDim, C, cfg.qkvBias),
-      vProj: linear(`${p}.self_attn.v_proj`, kvDim, C, cfg.qkvBias),
-      oProj: linear(`${p}.self_attn.o_proj`, C, qDim, cfg.oBias),
-      postAttentionLayernorm: tensor(`${p}.post_attention_layernorm.weight`, [C]),
-      gateProj: linear(`${p}.mlp.gate_proj`, I, C, cfg.mlpBias),
-      upProj: linear(`${p}.mlp.up_proj`, I, C, cfg.mlpBias),
-      downProj: linear(`${p}.mlp.down_proj`, C, I, cfg.mlpBias),
-    });
   }
-  const norm = tensor("model.norm.weight", [C]);
-  const lmHead = cfg.tieWordEmbeddings ? null : linear("lm_head", cfg.vocabSize, C, false);
+
+  linear(prefix: string, out: number, inp: number, hasBias: boolean): Linear {
+    const bias = hasBias ? this.tensor(`${prefix}.bias`, [out]) : null;
+    const q = this.quant?.modules[prefix];
+    if (q) return this.compressed(prefix, q, out, inp, bias);
+    return {
+      kind: "dense",
+      weight: this.tensor(`${prefix}.weight`, [out, inp]),
+      bias,
+      inFeatures: inp,
+      outFeatures: out,
+    };
+  }
+
+  /** Decoder layer l (`model.layers.<l>.…`). */
+  layer(l: number): DecoderLayer {
+    const cfg = this.cfg;
+    const C = cfg.hiddenSize;
+    const qDim = cfg.numAttentionHeads * cfg.headDim;
+    const kvDim = cfg.numKeyValueHeads * cfg.headDim;
+    const I = cfg.intermediateSize;
+    const p = `model.layers.${l}`;
+    return {
+      inputLayernorm: this.tensor(`${p}.input_layernorm.weight`, [C]),
+      qProj: this.linear(`${p}.self_attn.q_proj`, qDim, C, cfg.qkvBias),
+      kProj: this.linear(`${p}.self_attn.k_proj`, kvDim, C, cfg.qkvBias),
+      vProj: this.linear(`${p}.self_attn.v_proj`, kvDim, C, cfg.qkvBias),
+      oProj: this.linear(`${p}.self_attn.o_proj`, C, qDim, cfg.oBias),
+      postAttentionLayernorm: this.tensor(`${p}.post_attention_layernorm.weight`, [C]),
+      gateProj: this.linear(`${p}.mlp.gate_proj`, I, C, cfg.mlpBias),
+      upProj: this.linear(`${p}.mlp.up_proj`, I, C, cfg.mlpBias),
+      downProj: this.linear(`${p}.mlp.down_proj`, C, I, cfg.mlpBias),
+    };
+  }
+}
+
+export function buildModel(
+  backend: Backend,
+  cfg: ModelConfig,
+  source: TensorSource,
+  onProgress?: (p: LoadProgress) => void,
+): LlamaModel {
+  let done = 0;
+  let total = 0;
+  const reader = new CheckpointReader(backend, cfg, source, () =>
+    onProgress?.({ tensorsDone: ++done, tensorsTotal: total }),
+  );
+  total = 2 + (cfg.tieWordEmbeddings ? 0 : 1) + reader.tensorsPerLayer * cfg.numHiddenLayers;
+  const C = cfg.hiddenSize;
+  const embedTokens = reader.tensor("model.embed_tokens.weight", [cfg.vocabSize, C]);
+  const layers: DecoderLayer[] = [];
+  for (let l = 0; l < cfg.numHiddenLayers; l++) layers.push(reader.layer(l));
+  const norm = reader.tensor("model.norm.weight", [C]);
+  const lmHead = cfg.tieWordEmbeddings ? null : reader.linear("lm_head", cfg.vocabSize, C, false);
   return new LlamaModel(backend, cfg, { embedTokens, layers, norm, lmHead });
 }

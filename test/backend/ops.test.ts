@@ -2,21 +2,13 @@
 // inputs with awkward shapes (1, primes, sizes that are not multiples of a tile). Names carry op, shape and seed.
 // A backend that does not support an op reports it as skipped (it.skip with the reason), never as passed.
 
-import { describe, expect, it } from "vitest";
-import { type Backend, CpuBackend, type OpName, packBits, Rng } from "../../src/index.js";
+import { describe, expect } from "vitest";
+import { packBits, Rng } from "../../src/index.js";
+import { BACKENDS, opTest, rand, TOL } from "../helpers/backends.js";
 import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
 
-const BACKENDS: Backend[] = [new CpuBackend()];
-const TOL = 1e-10; // NMSE for an f32 reference against float64 oracles
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const r = new Rng(seed);
-  return Float32Array.from({ length: n }, () => scale * r.normal());
-}
-
 for (const be of BACKENDS) {
-  const op = (name: OpName, title: string, fn: () => Promise<void>) =>
-    be.supports(name) ? it(`${name} ${title}`, fn) : it.skip(`${name} ${title} — not supported by ${be.name}`, fn);
+  const op = opTest(be);
 
   describe(`backend ${be.name}`, () => {
     for (const [M, K, N, tA, tB, seed] of [

@@ -31,9 +31,9 @@ export function oracleMatmul(
 }
 
 export function oracleAttention(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
   B: number,
   T: number,
   S: number,
@@ -68,4 +68,36 @@ export function oracleAttention(
       }
     }
   return out;
+}
+
+/**
+ * The vector-Jacobian product dyᵀ·∂f/∂inputs[i] of a float64 function by central differences: the independent
+ * oracle for every backward op. Returns one gradient per input.
+ */
+export function finiteDifferenceVjp(
+  f: (inputs: Float64Array[]) => ArrayLike<number>,
+  inputs: ArrayLike<number>[],
+  dy: ArrayLike<number>,
+  h = 1e-5,
+): Float64Array[] {
+  const xs = inputs.map((x) => Float64Array.from(x));
+  const dot = () => {
+    const y = f(xs);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i] * dy[i];
+    return s;
+  };
+  return xs.map((x) => {
+    const g = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const keep = x[i];
+      x[i] = keep + h;
+      const plus = dot();
+      x[i] = keep - h;
+      const minus = dot();
+      x[i] = keep;
+      g[i] = (plus - minus) / (2 * h);
+    }
+    return g;
+  });
 }

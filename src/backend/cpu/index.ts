@@ -4,6 +4,7 @@
 import { BackendError } from "../../errors.js";
 import { formatShape, numel, type Shape, shapeEquals } from "../../tensor/shape.js";
 import type {
+  AdamWParams,
   AttentionParams,
   Backend,
   CodebookLayout,
@@ -13,19 +14,26 @@ import type {
   RtnLayout,
   Tensor,
 } from "../backend.js";
+import { adamw_forward } from "./adamw.js";
 import { attention_forward } from "./attention.js";
+import { attention_backward_forward } from "./attention_backward.js";
 import { codebook_decode_forward } from "./codebook_decode.js";
+import { codebook_grad_forward } from "./codebook_grad.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
 import { embedding_forward } from "./embedding.js";
 import { kmeans_assign_forward } from "./kmeans_assign.js";
 import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
+import { mse_forward } from "./mse.js";
 import { rms_norm_forward } from "./rms_norm.js";
+import { rms_norm_backward_forward } from "./rms_norm_backward.js";
 import { rope_forward } from "./rope.js";
 import { rtn_decode_forward } from "./rtn_decode.js";
 import { silu_mul_forward } from "./silu_mul.js";
+import { silu_mul_backward_forward } from "./silu_mul_backward.js";
 import { softmax_forward } from "./softmax.js";
+import { sum_rows_forward } from "./sum_rows.js";
 
 export class CpuTensor implements Tensor {
   readonly shape: Shape;
@@ -56,6 +64,25 @@ function i32(t: Tensor, what: string): Int32Array {
     throw new BackendError("backend.foreign", `${what}: tensor is not from the cpu backend`);
   if (!(t.data instanceof Int32Array)) throw new BackendError("backend.dtype", `${what}: expected an i32 tensor`);
   return t.data;
+}
+
+function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams) {
+  const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
+  check(q.shape.length === 3 && last(q.shape) === H * D, op, `q must be [B, T, ${H}·${D}]`);
+  check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, op, "k and v must be equal-shaped [B, S, C]");
+  check(last(k.shape) === Hkv * D && k.shape[0] === q.shape[0], op, `k must be [B, S, ${Hkv}·${D}]`);
+  check(H % Hkv === 0, op, "numHeads must be a multiple of numKvHeads");
+  const [B, T] = q.shape;
+  const S = k.shape[1];
+  check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, op, "kvLength out of range");
+  return { B, T, S, H, Hkv, D };
+}
+
+function checkCodebook(op: string, codes: Tensor, l: CodebookLayout): Int32Array {
+  check(shapeEquals(codes.shape, [l.in, l.nb]), op, `codes must be [${l.in}, ${l.nb}]`);
+  const c = i32(codes, `${op} codes`);
+  for (let i = 0; i < c.length; i++) check(c[i] >= 0 && c[i] < l.K, op, `code ${c[i]} ≥ K = ${l.K}`);
+  return c;
 }
 
 function last(s: Shape): number {
@@ -95,6 +122,13 @@ export class CpuBackend implements Backend {
 
   dispose(_t: Tensor): void {
     // host memory: the garbage collector frees it
+  }
+
+  reshape(t: Tensor, shape: Shape): Tensor {
+    check(numel(shape) === numel(t.shape), "reshape", `${formatShape(t.shape)} has no view as ${formatShape(shape)}`);
+    if (!(t instanceof CpuTensor))
+      throw new BackendError("backend.foreign", "reshape: tensor is not from the cpu backend");
+    return new CpuTensor(t.data, shape);
   }
 
   matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
@@ -160,19 +194,13 @@ export class CpuBackend implements Backend {
       p.numHeads,
       p.headDim,
       p.startPos,
+      p.inverse ?? false,
     );
     return new CpuTensor(out, x.shape);
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): Tensor {
-    const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
-    check(q.shape.length === 3 && last(q.shape) === H * D, "attention", `q must be [B, T, ${H}·${D}]`);
-    check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, "attention", "k and v must be equal-shaped [B, S, C]");
-    check(last(k.shape) === Hkv * D && k.shape[0] === q.shape[0], "attention", `k must be [B, S, ${Hkv}·${D}]`);
-    check(H % Hkv === 0, "attention", "numHeads must be a multiple of numKvHeads");
-    const [B, T] = q.shape;
-    const S = k.shape[1];
-    check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, "attention", "kvLength out of range");
+    const { B, T, S, H, Hkv, D } = checkAttention("attention", q, k, v, p);
     const out = new Float32Array(numel(q.shape));
     attention_forward(
       out,
@@ -284,11 +312,9 @@ export class CpuBackend implements Backend {
   }
 
   codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor {
-    check(shapeEquals(codes.shape, [l.in, l.nb]), "codebook_decode", `codes must be [${l.in}, ${l.nb}]`);
     const m = Math.ceil(l.nb / l.partCols);
     check(shapeEquals(codebooks.shape, [m, l.K, l.d]), "codebook_decode", `codebooks must be [${m}, ${l.K}, ${l.d}]`);
-    const c = i32(codes, "codebook_decode codes");
-    for (let i = 0; i < c.length; i++) check(c[i] >= 0 && c[i] < l.K, "codebook_decode", `code ${c[i]} ≥ K = ${l.K}`);
+    const c = checkCodebook("codebook_decode", codes, l);
     const w = new Float32Array(l.out * l.in);
     codebook_decode_forward(w, c, f32(codebooks, "codebook_decode codebooks"), l.out, l.in, l.d, l.nb, l.K, l.partCols);
     return new CpuTensor(w, [l.out, l.in]);
@@ -315,5 +341,128 @@ export class CpuBackend implements Backend {
       l.group,
     );
     return new CpuTensor(w, [l.out, l.in]);
+  }
+
+  rms_norm_backward(x: Tensor, weight: Tensor, dy: Tensor, eps: number): { dx: Tensor; dweight: Tensor } {
+    const C = last(x.shape);
+    check(shapeEquals(weight.shape, [C]), "rms_norm_backward", `weight must be [${C}]`);
+    check(shapeEquals(dy.shape, x.shape), "rms_norm_backward", "dy must have x's shape");
+    const dx = new Float32Array(numel(x.shape));
+    const dweight = new Float32Array(C);
+    rms_norm_backward_forward(
+      dx,
+      dweight,
+      f32(x, "rms_norm_backward x"),
+      f32(weight, "rms_norm_backward weight"),
+      f32(dy, "rms_norm_backward dy"),
+      numel(x.shape) / C,
+      C,
+      eps,
+    );
+    return { dx: new CpuTensor(dx, x.shape), dweight: new CpuTensor(dweight, [C]) };
+  }
+
+  attention_backward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    dout: Tensor,
+    p: AttentionParams,
+  ): { dq: Tensor; dk: Tensor; dv: Tensor } {
+    const { B, T, S, H, Hkv, D } = checkAttention("attention_backward", q, k, v, p);
+    check(shapeEquals(dout.shape, q.shape), "attention_backward", "dout must have q's shape");
+    const dq = new Float32Array(numel(q.shape));
+    const dk = new Float32Array(numel(k.shape));
+    const dv = new Float32Array(numel(k.shape));
+    attention_backward_forward(
+      dq,
+      dk,
+      dv,
+      f32(q, "attention_backward q"),
+      f32(k, "attention_backward k"),
+      f32(v, "attention_backward v"),
+      f32(dout, "attention_backward dout"),
+      B,
+      T,
+      S,
+      H,
+      Hkv,
+      D,
+      p.kvLength,
+      p.queryOffset,
+      p.slidingWindow,
+    );
+    return { dq: new CpuTensor(dq, q.shape), dk: new CpuTensor(dk, k.shape), dv: new CpuTensor(dv, k.shape) };
+  }
+
+  silu_mul_backward(gate: Tensor, up: Tensor, dy: Tensor): { dgate: Tensor; dup: Tensor } {
+    check(
+      shapeEquals(gate.shape, up.shape) && shapeEquals(gate.shape, dy.shape),
+      "silu_mul_backward",
+      "gate, up and dy shapes differ",
+    );
+    const n = numel(gate.shape);
+    const dgate = new Float32Array(n);
+    const dup = new Float32Array(n);
+    silu_mul_backward_forward(
+      dgate,
+      dup,
+      f32(gate, "silu_mul_backward gate"),
+      f32(up, "silu_mul_backward up"),
+      f32(dy, "silu_mul_backward dy"),
+      n,
+    );
+    return { dgate: new CpuTensor(dgate, gate.shape), dup: new CpuTensor(dup, gate.shape) };
+  }
+
+  sum_rows(x: Tensor): Tensor {
+    const C = last(x.shape);
+    const out = new Float32Array(C);
+    sum_rows_forward(out, f32(x, "sum_rows x"), numel(x.shape) / C, C);
+    return new CpuTensor(out, [C]);
+  }
+
+  mse(pred: Tensor, target: Tensor): { loss: Tensor; grad: Tensor } {
+    check(
+      shapeEquals(pred.shape, target.shape),
+      "mse",
+      `shapes differ: ${formatShape(pred.shape)} vs ${formatShape(target.shape)}`,
+    );
+    const n = numel(pred.shape);
+    check(n > 0, "mse", "empty tensors");
+    const grad = new Float32Array(n);
+    const loss = mse_forward(grad, f32(pred, "mse pred"), f32(target, "mse target"), n);
+    return { loss: new CpuTensor(Float32Array.of(loss), [1]), grad: new CpuTensor(grad, pred.shape) };
+  }
+
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void {
+    check(
+      [grad, m, v].every((t) => shapeEquals(t.shape, param.shape)),
+      "adamw",
+      "param, grad, m and v must have one shape",
+    );
+    check(Number.isInteger(p.step) && p.step >= 1, "adamw", `step must be an integer ≥ 1, got ${p.step}`);
+    adamw_forward(
+      f32(param, "adamw param"),
+      f32(grad, "adamw grad"),
+      f32(m, "adamw m"),
+      f32(v, "adamw v"),
+      numel(param.shape),
+      p.lr,
+      p.beta1,
+      p.beta2,
+      p.eps,
+      p.weightDecay,
+      p.step,
+    );
+  }
+
+  codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor {
+    check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
+    const c = checkCodebook("codebook_grad", codes, l);
+    const m = Math.ceil(l.nb / l.partCols);
+    const grad = new Float32Array(m * l.K * l.d);
+    codebook_grad_forward(grad, f32(dW, "codebook_grad dW"), c, l.out, l.in, l.d, l.nb, l.K, l.partCols);
+    return new CpuTensor(grad, [m, l.K, l.d]);
   }
 }

@@ -1,6 +1,7 @@
 // rope: rotary position embedding in HF's rotate-half layout. For each head vector x = [x1 | x2] (halves of D/2):
 // out = [x1·cos − x2·sin | x2·cos + x1·sin], cos/sin taken at row (startPos + t) of the [P, D/2] tables.
-// x is [B, T, heads·D].
+// x is [B, T, heads·D]. With inverse, the rotation runs backwards (sin negated): the rotation is orthogonal, so
+// this is both its inverse and its transpose, i.e. rope's backward.
 
 export function rope_forward(
   out: Float32Array,
@@ -12,7 +13,9 @@ export function rope_forward(
   heads: number,
   D: number,
   startPos: number,
+  inverse = false,
 ): void {
+  const sign = inverse ? -1 : 1;
   const half = D / 2;
   const rowLen = heads * D;
   for (let b = 0; b < B; b++) {
@@ -23,7 +26,7 @@ export function rope_forward(
         const o = ro + h * D;
         for (let i = 0; i < half; i++) {
           const c = cos[to + i];
-          const s = sin[to + i];
+          const s = sign * sin[to + i];
           const x1 = x[o + i];
           const x2 = x[o + half + i];
           out[o + i] = x1 * c - x2 * s;

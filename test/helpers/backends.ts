@@ -1,0 +1,21 @@
+// The backends every backend suite runs on, and the helpers those suites share. A backend that does not
+// support an op reports the test as skipped (it.skip with the reason), never as passed.
+
+import { it } from "vitest";
+import { type Backend, CpuBackend, type OpName, Rng } from "../../src/index.js";
+
+export const BACKENDS: Backend[] = [new CpuBackend()];
+
+/** NMSE for an f32 backend against float64 oracles. */
+export const TOL = 1e-10;
+
+export function rand(n: number, seed: number, scale = 1): Float32Array {
+  const r = new Rng(seed);
+  return Float32Array.from({ length: n }, () => scale * r.normal());
+}
+
+/** `it` for one op of one backend: skipped with the reason when the backend lacks the op. */
+export function opTest(be: Backend) {
+  return (name: OpName, title: string, fn: () => Promise<void>) =>
+    be.supports(name) ? it(`${name} ${title}`, fn) : it.skip(`${name} ${title} — not supported by ${be.name}`, fn);
+}
