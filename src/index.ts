@@ -131,3 +131,13 @@ export { ropeInvFreq, ropeTables } from "./model/rope.js";
 export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
 export { Rng } from "./tensor/rng.js";
 export { formatShape, numel, type Shape } from "./tensor/shape.js";
+export {
+  type BlockReport,
+  type BlockwiseOptions,
+  type BlockwiseProgress,
+  type BlockwiseReport,
+  finetuneBlockwise,
+} from "./train/blockwise.js";
+export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
+export { ActivationStream } from "./train/stream.js";
+export { type TrainableParam, trainableGrads, trainableParams } from "./train/trainable.js";

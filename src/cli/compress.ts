@@ -1,8 +1,19 @@
 // cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K [--codebooks m]) [options]
 
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { UsageError } from "../errors.js";
-import { type CompressOptions, compressModel, createBackend, SHARE_MODES, type ShareMode } from "../index.js";
+import {
+  type CompressOptions,
+  checkOutputDir,
+  compressModel,
+  createBackend,
+  dirBytes,
+  SHARE_MODES,
+  type ShareMode,
+} from "../index.js";
 import { BACKEND_OPTION, flag, intOpt, numOpt, type OptionSpec, optStr, type ParsedArgs, parse, str } from "./args.js";
+import { FINETUNE_OPTIONS, FINETUNE_OPTIONS_HELP, finetuneOptions, formatFinetune, runFinetune } from "./finetune.js";
 import { ProgressBar } from "./progress.js";
 
 export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K) [options]
@@ -18,6 +29,9 @@ export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B 
   --seed S             k-means seed (default 0)
   --centroid-dtype T   F16 (default) | BF16
   --group-size G       rtn: group size along the input axis (default 128)
+  --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
+                       --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
+${FINETUNE_OPTIONS_HELP}
   --backend NAME       cpu | auto (default auto)
   --json               print one JSON object {bpw, bytes, seconds, …} on stdout`;
 
@@ -95,25 +109,80 @@ export async function compressCommand(argv: string[]): Promise<void> {
       model: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean" },
+      finetune: { type: "string", default: "none" },
       ...COMPRESS_OPTIONS,
+      ...FINETUNE_OPTIONS,
       ...BACKEND_OPTION,
     },
     "compress",
   );
   const options = compressOptions(a, "compress");
+  const modelDir = str(a, "model", "compress");
+  const out = str(a, "out", "compress");
+  const finetune = str(a, "finetune", "compress");
+  if (finetune !== "none" && finetune !== "blockwise")
+    throw new UsageError("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
   const backend = await createBackend(str(a, "backend", "compress"));
-  const report = await compressModel(backend, str(a, "model", "compress"), str(a, "out", "compress"), {
-    ...options,
-    onProgress: compressProgress(options.method),
-  });
+  if (finetune === "none") {
+    const report = await compressModel(backend, modelDir, out, {
+      ...options,
+      onProgress: compressProgress(options.method),
+    });
+    const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+    if (flag(a, "json")) {
+      const { groups: _g, ...rest } = report;
+      process.stdout.write(`${JSON.stringify({ ...rest, peakRssMiB })}\n`);
+    } else {
+      process.stdout.write(
+        `compressed ${report.compressedParams} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
+          `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
+      );
+    }
+    return;
+  }
+
+  // stage 1 into OUT.work/stage1 (kept for --resume), then stage 2 into OUT
+  if (options.method !== "cluscomp") throw new UsageError("usage.finetune", "--finetune needs --method cluscomp");
+  if (options.share === "model") {
+    throw new UsageError(
+      "usage.finetune",
+      "--finetune blockwise tunes one block at a time, so its codebooks must stay inside a block: use --share none or block",
+    );
+  }
+  const { tune, evalSet } = finetuneOptions(a, "compress", options.seed ?? 0);
+  checkOutputDir(out);
+  const t0 = performance.now();
+  const work = `${out}.work`;
+  const stage1 = path.join(work, "stage1");
+  if (fs.existsSync(path.join(stage1, "config.json")) && !tune.resume) {
+    throw new UsageError("usage.resume", `${work} holds an unfinished run; pass --resume to continue it or delete it`);
+  }
+  let stage1Report: Awaited<ReturnType<typeof compressModel>> | null = null;
+  if (!fs.existsSync(path.join(stage1, "config.json"))) {
+    fs.mkdirSync(work, { recursive: true });
+    stage1Report = await compressModel(backend, modelDir, stage1, {
+      ...options,
+      onProgress: compressProgress(options.method),
+    });
+  } else {
+    process.stderr.write(`resuming: stage 1 already in ${stage1}\n`);
+  }
+  const bpw =
+    stage1Report?.bpw ??
+    (JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as { bpw: number }).bpw;
+  const r = await runFinetune(backend, modelDir, stage1, out, path.join(work, "tune"), tune, evalSet);
+  fs.rmSync(work, { recursive: true, force: true });
+  const bytes = dirBytes(out);
+  const seconds = (performance.now() - t0) / 1000;
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   if (flag(a, "json")) {
-    const { groups: _g, ...rest } = report;
-    process.stdout.write(`${JSON.stringify({ ...rest, peakRssMiB })}\n`);
-  } else {
     process.stdout.write(
-      `compressed ${report.compressedParams} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
-        `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
+      `${JSON.stringify({ method: "cluscomp", finetune: "blockwise", bpw, bytes, ...r, tuneSeconds: r.seconds, seconds, peakRssMiB })}\n`,
+    );
+  } else {
+    process.stdout.write(formatFinetune(r));
+    process.stdout.write(
+      `compressed to ${bpw.toFixed(4)} bits/weight and tuned; output ${(bytes / 2 ** 20).toFixed(2)} MiB in ${seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
     );
   }
 }

@@ -5,12 +5,14 @@ import { CluscompError, UsageError } from "../errors.js";
 import { COMPARE_HELP, compareCommand } from "./compare.js";
 import { COMPRESS_HELP, compressCommand } from "./compress.js";
 import { EVAL_HELP, evalCommand } from "./eval.js";
+import { FINETUNE_HELP, finetuneCommand } from "./finetune.js";
 import { GENERATE_HELP, generateCommand } from "./generate.js";
 import { INSPECT_HELP, inspectCommand } from "./inspect.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: INSPECT_HELP },
   compress: { run: compressCommand, help: COMPRESS_HELP },
+  finetune: { run: finetuneCommand, help: FINETUNE_HELP },
   compare: { run: compareCommand, help: COMPARE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
@@ -23,6 +25,7 @@ usage: cluscomp <command> [options]     (cluscomp <command> --help for its optio
 commands:
   inspect    architecture, parameters, dtypes and bytes of a model directory
   compress   ClusComp (k-means codebooks) or RTN compression into a cluscomp checkpoint
+  finetune   ClusComp stage 2: tune a compressed checkpoint's codebooks block by block
   compare    compress with several settings, evaluate each: table + bits-vs-perplexity plot
   eval       perplexity of a text file
   generate   continue a prompt (greedy or sampled), streaming to stdout

@@ -155,7 +155,7 @@ function resolveOptions(cfg: ModelConfig, o: BlockwiseOptions): Resolved {
 /** Block-wise tuning needs every codebook inside one block (share none or block). */
 function checkSharing(stage1: ModelConfig): number {
   const q = parseQuantizationConfig(stage1.raw);
-  if (!q || q.method !== "cluscomp") {
+  if (q?.method !== "cluscomp") {
     fail(
       "finetune.not_codebook",
       "block-wise tuning needs a cluscomp (k-means codebook) checkpoint, not RTN or a plain model",
@@ -266,13 +266,13 @@ export async function finetuneBlockwise(
         `${workDir} holds an unfinished run; pass --resume to continue it or delete the directory`,
       );
     }
-    fs.mkdirSync(workDir, { recursive: true });
     const tokenizer = loadTokenizer(fpDir);
     const windows = calibrationWindows(readCalibrationText(o.calib), tokenizer, {
       samples: o.samples,
       seqlen: T,
       seed: o.seed,
     });
+    fs.mkdirSync(workDir, { recursive: true });
     const fpSource = openCheckpoint(fpDir);
     try {
       const table = fpSource.readFloat32("model.embed_tokens.weight");

@@ -81,6 +81,57 @@ describe("cli compress", () => {
     expect(listTree(root)).toEqual(before);
   });
 
+  it("--finetune blockwise runs both stages, reports per-block losses and perplexity before/after", () => {
+    const tuned = path.join(root, "tuned");
+    const args = [
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      tuned,
+      "--bits",
+      "4.1",
+      "--vector-dim",
+      "8",
+      "--share",
+      "block",
+      "--iters",
+      "2",
+      "--finetune",
+      "blockwise",
+      "--calib",
+      TEXT,
+      "--calib-samples",
+      "2",
+      "--calib-seqlen",
+      "16",
+      "--epochs",
+      "1",
+      "--eval-data",
+      TEXT,
+      "--seqlen",
+      "64",
+      "--max-windows",
+      "2",
+    ];
+    const r = cli(...args, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.blocks).toHaveLength(5);
+    for (const b of rep.blocks) expect(b.lossAfter).toBeLessThan(b.lossBefore);
+    expect(rep.pplBefore).toBeGreaterThan(1);
+    expect(rep.pplAfter).toBeGreaterThan(1);
+    expect(rep.bpw).toBeCloseTo(4.1, 1);
+    expect(rep.bytes).toBeGreaterThan(0);
+    expect(fs.existsSync(`${tuned}.work`)).toBe(false);
+    expect(cli("eval", "--model", tuned, "--data", TEXT, "--seqlen", "64", "--max-windows", "2").code).toBe(0);
+    // a stage-1 checkpoint shared across blocks cannot be tuned block by block
+    const bad = cli(...args.map((x) => (x === tuned ? path.join(root, "bad") : x === "block" ? "model" : x)));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--share none or block/);
+    expect(fs.existsSync(path.join(root, "bad.work"))).toBe(false);
+  });
+
   it("compare writes a table, JSON and an SVG plot", () => {
     const dir = path.join(root, "cmp");
     const r = cli(

@@ -1,0 +1,116 @@
+// Stage 2 end to end on the bundled stories260K: block-wise tuning lowers every block's loss, writes a loadable
+// checkpoint that differs from stage 1 only in its codebooks, resumes after a crash to the very same bytes, spills
+// its activation streams to disk with the same result, and refuses what it cannot tune.
+
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  type BlockwiseOptions,
+  CompressionError,
+  CpuBackend,
+  compressModel,
+  finetuneBlockwise,
+  loadModel,
+  openCheckpoint,
+  parseQuantizationConfig,
+  readModelConfig,
+} from "../../src/index.js";
+import { EXAMPLE, TEXT } from "../helpers/cli.js";
+import { tmpDir } from "../helpers/tmp.js";
+
+const be = new CpuBackend();
+const TUNE: BlockwiseOptions = { calib: TEXT, calibSamples: 3, calibSeqlen: 24, epochs: 2, seed: 1 };
+
+function sha(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+describe("block-wise codebook tuning (stories260K)", () => {
+  const root = tmpDir();
+  const stage1 = path.join(root, "stage1");
+  beforeAll(async () => {
+    await compressModel(be, EXAMPLE, stage1, { method: "cluscomp", bits: 4.1, vectorDim: 8, share: "block", iters: 3 });
+  });
+
+  let reference = "";
+  it("lowers the loss of every block and changes only the codebooks", async () => {
+    const out = path.join(root, "tuned");
+    const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, `${out}.work`, TUNE);
+    const L = readModelConfig(EXAMPLE).numHiddenLayers;
+    expect(r.blocks.map((b) => b.block)).toEqual([...Array(L).keys()]);
+    for (const b of r.blocks) {
+      expect(b.lossAfter, `block ${b.block}`).toBeLessThan(b.lossBefore);
+      expect(b.epochLosses).toHaveLength(2);
+    }
+    expect(r.streamsOnDisk).toBe(false);
+    expect(fs.existsSync(`${out}.work`)).toBe(false);
+
+    const q = parseQuantizationConfig(readModelConfig(out).raw)!;
+    expect(q.finetune).toMatchObject({ method: "blockwise", epochs: 2, calib_samples: 3, calib_seqlen: 24 });
+    const before = openCheckpoint(stage1);
+    const after = openCheckpoint(out);
+    expect(after.names().sort()).toEqual(before.names().sort());
+    const codebooks = new Set(Object.values(q.modules).map((m) => (m.method === "cluscomp" ? m.codebook : "")));
+    let changed = 0;
+    for (const n of before.names()) {
+      const same = Buffer.from(before.readRaw(n).buffer).equals(Buffer.from(after.readRaw(n).buffer));
+      if (codebooks.has(n)) {
+        expect(after.info(n)!.dtype).toBe("F16");
+        if (!same) changed++;
+      } else {
+        expect(same, n).toBe(true);
+      }
+    }
+    expect(changed).toBe(codebooks.size);
+    const { model } = loadModel(out, be);
+    expect(model.weights.layers).toHaveLength(L);
+    reference = sha(path.join(out, "model.safetensors"));
+  });
+
+  it("resumes after a crash mid-block and ends with the same checkpoint", async () => {
+    const out = path.join(root, "resumed");
+    const work = `${out}.work`;
+    await expect(
+      finetuneBlockwise(be, EXAMPLE, stage1, out, work, {
+        ...TUNE,
+        onProgress: (p) => {
+          if (p.phase === "train" && p.block === 2 && p.epoch === 2) throw new Error("simulated crash");
+        },
+      }),
+    ).rejects.toThrow(/simulated crash/);
+    expect(fs.existsSync(out)).toBe(false);
+    expect(JSON.parse(fs.readFileSync(path.join(work, "state.json"), "utf8")).nextBlock).toBe(2);
+    await expect(finetuneBlockwise(be, EXAMPLE, stage1, out, work, TUNE)).rejects.toThrow(/--resume/);
+    await expect(
+      finetuneBlockwise(be, EXAMPLE, stage1, out, work, { ...TUNE, resume: true, lr: 1e-3 }),
+    ).rejects.toThrow(/other settings/);
+    const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, work, { ...TUNE, resume: true });
+    expect(r.blocks.map((b) => b.block)).toEqual([0, 1, 2, 3, 4]);
+    expect(sha(path.join(out, "model.safetensors"))).toBe(reference);
+  });
+
+  it("keeps the activation streams on disk past --max-memory, with the same result", async () => {
+    const out = path.join(root, "disk");
+    const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, `${out}.work`, { ...TUNE, maxMemory: 1000 });
+    expect(r.streamsOnDisk).toBe(true);
+    expect(sha(path.join(out, "model.safetensors"))).toBe(reference);
+  });
+
+  it("refuses codebooks shared across blocks, RTN checkpoints and bad options, writing nothing", async () => {
+    const shared = path.join(root, "model-shared");
+    await compressModel(be, EXAMPLE, shared, { method: "cluscomp", bits: 4.1, vectorDim: 8, share: "model", iters: 1 });
+    const rtn = path.join(root, "rtn");
+    await compressModel(be, EXAMPLE, rtn, { method: "rtn", bits: 4, groupSize: 64 });
+    const out = path.join(root, "never");
+    const run = (dir: string, o: Partial<BlockwiseOptions> = {}) =>
+      finetuneBlockwise(be, EXAMPLE, dir, out, `${out}.work`, { ...TUNE, ...o });
+    await expect(run(shared)).rejects.toThrow(/shared by blocks 0 and 1/);
+    await expect(run(rtn)).rejects.toThrow(CompressionError);
+    await expect(run(stage1, { calibSeqlen: 100_000 })).rejects.toThrow(/calib-seqlen/);
+    await expect(run(stage1, { epochs: -1 })).rejects.toThrow(/epochs/);
+    await expect(run(stage1, { calib: path.join(root, "missing.txt") })).rejects.toThrow(/does not exist/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});
