@@ -96,7 +96,7 @@ export function compressProgress(method: string): CompressOptions["onProgress"] 
     bar ??= new ProgressBar({
       label: method === "rtn" ? "rtn" : "k-means",
       total: p.total,
-      unit: method === "rtn" ? "mat" : "it",
+      unit: method === "rtn" ? "mat" : "Mdist",
     });
     bar.update(p.done, p.objective === undefined ? p.current : `${p.current} obj ${p.objective.toExponential(4)}`);
   };

@@ -26,6 +26,10 @@ function fmtRate(r: number): string {
   return r >= 100 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toPrecision(2);
 }
 
+function fmtCount(n: number): string {
+  return Number.isInteger(n) ? String(n) : n >= 100 ? n.toFixed(0) : n.toPrecision(3);
+}
+
 export class ProgressBar {
   private readonly opts: ProgressOptions;
   private readonly start = performance.now();
@@ -55,7 +59,7 @@ export class ProgressBar {
     const fill = Math.round(frac * width);
     const bar = `${"█".repeat(fill)}${"░".repeat(width - fill)}`;
     const tail = finished ? `in ${fmtTime(secs)}` : `ETA ${fmtTime(eta)}`;
-    const line = `${this.opts.label} ${bar} ${done}/${this.opts.total} ${this.opts.unit} ${fmtRate(rate)} ${this.opts.unit}/s ${tail}${extra ? ` ${extra}` : ""}`;
+    const line = `${this.opts.label} ${bar} ${fmtCount(done)}/${fmtCount(this.opts.total)} ${this.opts.unit} ${fmtRate(rate)} ${this.opts.unit}/s ${tail}${extra ? ` ${extra}` : ""}`;
     if (this.tty) this.out.write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
     else this.out.write(`${line}\n`);
   }

@@ -54,7 +54,10 @@ export interface CompressOptions {
 }
 
 export interface CompressProgress {
-  /** Units done / total: k-means iterations over all groups, or matrices for rtn. */
+  /**
+   * Units done / total: for k-means, millions of vector–centroid distances (N·K per Lloyd iteration, so the rate
+   * and ETA hold across codebooks of very different sizes); for rtn, matrices.
+   */
   done: number;
   total: number;
   current: string;
@@ -142,8 +145,11 @@ async function clusterModel(
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
-  const totalRuns = plan.reduce((s, g) => s + g.m, 0);
-  let run = 0;
+  // work of one Lloyd iteration of each codebook part, in millions of distances: (vectors of the part) · K
+  const partWork = (g: CodebookGroup) =>
+    (g.members.reduce((s, x) => s + x.in * Math.ceil(Math.ceil(x.out / g.d) / g.m), 0) * g.K) / 1e6;
+  const totalWork = plan.reduce((s, g) => s + g.m * partWork(g) * o.iters, 0);
+  let workDone = 0;
   for (const g of plan) {
     const codebooks = new Float32Array(g.m * g.K * g.d);
     const codes = new Map<string, Uint16Array>();
@@ -173,9 +179,14 @@ async function clusterModel(
         seed: o.seed,
         centroidDtype: o.centroidDtype,
         onIteration: (it, objective) =>
-          o.onProgress?.({ done: run * o.iters + it + 1, total: totalRuns * o.iters, current: label, objective }),
+          o.onProgress?.({
+            done: Math.min(totalWork, workDone + (it + 1) * partWork(g)),
+            total: totalWork,
+            current: label,
+            objective,
+          }),
       });
-      run++;
+      workDone += partWork(g) * o.iters;
       codebooks.set(r.centroids, p * g.K * g.d);
       objectiveFirst += r.objectives[0] ?? r.finalObjective;
       objectiveFinal += r.finalObjective;
