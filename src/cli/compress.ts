@@ -165,6 +165,19 @@ export async function compressCommand(argv: string[]): Promise<void> {
       onProgress: compressProgress(options.method),
     });
   } else {
+    // the stage 1 kept in the work directory must be the one these options ask for
+    const kept = (
+      JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as { options: CompressOptions }
+    ).options;
+    const want: CompressOptions = { ...options, groupSize: kept.groupSize };
+    const keys = ["bits", "vectorDim", "clusters", "codebooks", "share", "iters", "seed", "centroidDtype"] as const;
+    const differ = keys.filter((k) => kept[k] !== want[k]);
+    if (differ.length > 0) {
+      throw new UsageError(
+        "usage.resume",
+        `${stage1} was compressed with other settings (${differ.map((k) => `${k} ${String(kept[k])} ≠ ${String(want[k])}`).join(", ")}); resume with the same options or delete ${work}`,
+      );
+    }
     process.stderr.write(`resuming: stage 1 already in ${stage1}\n`);
   }
   const bpw =

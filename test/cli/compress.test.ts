@@ -1,10 +1,12 @@
 // compress / compare from the command line on the bundled example, and compressed directories used directly by
 // eval, generate and inspect.
 
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli, EXAMPLE, TEXT } from "../helpers/cli.js";
+import { CLI, cli, EXAMPLE, TEXT } from "../helpers/cli.js";
 import { listTree, tmpDir } from "../helpers/tmp.js";
 
 describe("cli compress", () => {
@@ -130,6 +132,63 @@ describe("cli compress", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--share none or block/);
     expect(fs.existsSync(path.join(root, "bad.work"))).toBe(false);
+  });
+
+  it("a compress --finetune killed (SIGKILL) after a block resumes to the same checkpoint", async () => {
+    const args = (out: string) => [
+      CLI,
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      out,
+      "--bits",
+      "4.1",
+      "--vector-dim",
+      "8",
+      "--share",
+      "block",
+      "--iters",
+      "2",
+      "--finetune",
+      "blockwise",
+      "--calib",
+      TEXT,
+      "--calib-samples",
+      "4",
+      "--calib-seqlen",
+      "64",
+      "--epochs",
+      "3",
+    ];
+    const whole = path.join(root, "whole");
+    expect(spawnSync(process.execPath, args(whole)).status).toBe(0);
+
+    const killed = path.join(root, "killed");
+    const state = path.join(`${killed}.work`, "tune", "state.json");
+    const child = spawn(process.execPath, args(killed), { stdio: "ignore" });
+    const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+    for (let i = 0; i < 3000; i++) {
+      if (fs.existsSync(state) && JSON.parse(fs.readFileSync(state, "utf8")).nextBlock >= 1) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill("SIGKILL");
+    await exited;
+    expect(fs.existsSync(killed)).toBe(false); // nothing that looks complete
+    const nextBlock = JSON.parse(fs.readFileSync(state, "utf8")).nextBlock;
+    expect(nextBlock).toBeGreaterThanOrEqual(1);
+    expect(nextBlock).toBeLessThan(5);
+    const again = spawnSync(process.execPath, args(killed), { encoding: "utf8" });
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/--resume/);
+    const resumed = spawnSync(process.execPath, [...args(killed), "--resume"], { encoding: "utf8" });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const sha = (d: string) =>
+      createHash("sha256")
+        .update(fs.readFileSync(path.join(d, "model.safetensors")))
+        .digest("hex");
+    expect(sha(killed)).toBe(sha(whole));
+    expect(fs.existsSync(`${killed}.work`)).toBe(false);
   });
 
   it("compare writes a table, JSON and an SVG plot", () => {

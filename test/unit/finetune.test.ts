@@ -98,6 +98,23 @@ describe("block-wise codebook tuning (stories260K)", () => {
     expect(sha(path.join(out, "model.safetensors"))).toBe(reference);
   });
 
+  it("--train-norms also trains the RMSNorm weights, stored in their dtype", async () => {
+    const out = path.join(root, "norms");
+    const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, `${out}.work`, {
+      ...TUNE,
+      epochs: 1,
+      trainNorms: true,
+    });
+    for (const b of r.blocks) expect(b.lossAfter).toBeLessThan(b.lossBefore);
+    const before = openCheckpoint(stage1);
+    const after = openCheckpoint(out);
+    for (const n of ["model.layers.0.input_layernorm.weight", "model.layers.4.post_attention_layernorm.weight"]) {
+      expect(after.info(n)!.dtype).toBe(before.info(n)!.dtype);
+      expect(Buffer.from(after.readRaw(n).buffer).equals(Buffer.from(before.readRaw(n).buffer)), n).toBe(false);
+    }
+    expect(parseQuantizationConfig(readModelConfig(out).raw)!.finetune).toMatchObject({ train_norms: true });
+  });
+
   it("refuses codebooks shared across blocks, RTN checkpoints and bad options, writing nothing", async () => {
     const shared = path.join(root, "model-shared");
     await compressModel(be, EXAMPLE, shared, { method: "cluscomp", bits: 4.1, vectorDim: 8, share: "model", iters: 1 });
