@@ -219,6 +219,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     tune,
     evalSet,
   );
-  if (flag(a, "json")) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else process.stdout.write(formatFinetune(r));
+  const peakRssMiB = process.resourceUsage().maxRSS / 1024;
+  if (flag(a, "json")) process.stdout.write(`${JSON.stringify({ ...r, peakRssMiB })}\n`);
+  else process.stdout.write(`${formatFinetune(r)}peak RSS ${peakRssMiB.toFixed(0)} MiB\n`);
 }
