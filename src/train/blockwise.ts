@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
+import { checkOutputDir } from "../compress/compress.js";
 import { CompressionError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
@@ -239,7 +240,24 @@ export async function finetuneBlockwise(
   const cfg = readModelConfig(fpDir);
   const stage1Cfg = readModelConfig(stage1Dir);
   const stage1Bpw = checkSharing(stage1Cfg);
+  if (parseQuantizationConfig(cfg.raw)) {
+    fail("finetune.fp_quantized", `${fpDir} is itself compressed; give the original full-precision model as --model`);
+  }
+  const geometry = (c: ModelConfig) =>
+    [
+      c.hiddenSize,
+      c.numHiddenLayers,
+      c.intermediateSize,
+      c.numAttentionHeads,
+      c.numKeyValueHeads,
+      c.headDim,
+      c.vocabSize,
+    ].join(",");
+  if (geometry(cfg) !== geometry(stage1Cfg)) {
+    fail("finetune.mismatch", `${stage1Dir} is not a compressed ${fpDir}: their configs describe different shapes`);
+  }
   const o = resolveOptions(cfg, opts);
+  checkOutputDir(outDir);
   const L = cfg.numHiddenLayers;
   const C = cfg.hiddenSize;
   const T = o.seqlen;

@@ -128,6 +128,8 @@ describe("block-wise codebook tuning (stories260K)", () => {
     await expect(run(stage1, { calibSeqlen: 100_000 })).rejects.toThrow(/calib-seqlen/);
     await expect(run(stage1, { epochs: -1 })).rejects.toThrow(/epochs/);
     await expect(run(stage1, { calib: path.join(root, "missing.txt") })).rejects.toThrow(/does not exist/);
+    await expect(finetuneBlockwise(be, EXAMPLE, stage1, stage1, `${out}.work`, TUNE)).rejects.toThrow(/not empty/);
+    await expect(finetuneBlockwise(be, rtn, stage1, out, `${out}.work`, TUNE)).rejects.toThrow(/itself compressed/);
     expect(fs.existsSync(out)).toBe(false);
   });
 });
