@@ -10,7 +10,7 @@ export type {
   Tensor,
 } from "./backend/backend.js";
 export { type AdamWParams, BACKEND_NAMES, type CodebookLayout, OP_NAMES, type RtnLayout } from "./backend/backend.js";
-export { CpuBackend, CpuTensor } from "./backend/cpu/index.js";
+export { CpuBackend, type CpuBackendOptions, CpuTensor } from "./backend/cpu/index.js";
 export { createBackend } from "./backend/registry.js";
 export {
   type BitBudget,

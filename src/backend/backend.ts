@@ -211,6 +211,9 @@ export interface Backend {
   codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor;
 }
 
-/** Names accepted by --backend. `auto` picks the best available. */
-export const BACKEND_NAMES = ["cpu", "auto"] as const;
+/**
+ * Names accepted by --backend. `auto` picks the best available; `cpu` is the CPU backend with its fast tier
+ * (WebAssembly kernels where the engine has SIMD); `reference` forces the plain TypeScript loops.
+ */
+export const BACKEND_NAMES = ["cpu", "reference", "auto"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -9,6 +9,8 @@ export async function createBackend(name: string): Promise<Backend> {
     case "cpu":
     case "auto":
       return new CpuBackend();
+    case "reference":
+      return new CpuBackend({ tier: "reference" });
     default:
       throw new UsageError("usage.backend", `unknown backend "${name}" (choose from: ${BACKEND_NAMES.join(", ")})`);
   }

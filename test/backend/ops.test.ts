@@ -2,8 +2,8 @@
 // inputs with awkward shapes (1, primes, sizes that are not multiples of a tile). Names carry op, shape and seed.
 // A backend that does not support an op reports it as skipped (it.skip with the reason), never as passed.
 
-import { describe, expect } from "vitest";
-import { packBits, Rng } from "../../src/index.js";
+import { describe, expect, it } from "vitest";
+import { CpuBackend, packBits, Rng } from "../../src/index.js";
 import { BACKENDS, opTest, rand, TOL } from "../helpers/backends.js";
 import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
 
@@ -223,6 +223,39 @@ for (const be of BACKENDS) {
       });
     }
 
+    for (const [N, K, d, seed] of [
+      [1027, 37, 6, 90],
+      [515, 8, 1, 91],
+      [258, 70, 8, 92],
+      [33, 9, 13, 93],
+    ] as const) {
+      op("kmeans_assign", `against float64 with near-ties excused: N${N} K${K} d${d} seed${seed}`, async () => {
+        const x = rand(N * d, seed);
+        const c = rand(K * d, seed + 1);
+        const { codes, distances } = be.kmeans_assign(be.upload(x, [N, d]), be.upload(c, [K, d]));
+        const got = await be.readInt(codes);
+        const dist = await be.read(distances);
+        let checked = 0;
+        for (let n = 0; n < N; n++) {
+          const ds = Array.from({ length: K }, (_, k) => {
+            let s = 0;
+            for (let j = 0; j < d; j++) s += (x[n * d + j] - c[k * d + j]) ** 2;
+            return s;
+          });
+          const best = ds.indexOf(Math.min(...ds));
+          const second = Math.min(...ds.filter((_, k) => k !== best));
+          expect(Math.abs(dist[n] - ds[best])).toBeLessThan(1e-4 * (1 + ds[best]));
+          if (second - ds[best] > 1e-4 * (1 + ds[best])) {
+            expect(got[n], `vector ${n}`).toBe(best);
+            checked++;
+          } else {
+            expect(ds[got[n]] - ds[best]).toBeLessThan(2e-4 * (1 + ds[best])); // a near-tie: either is nearest
+          }
+        }
+        expect(checked).toBeGreaterThan(N * 0.9);
+      });
+    }
+
     op("kmeans_update", "N50 K7 d3 seed 44", async () => {
       const x = rand(150, 44);
       const r = new Rng(45);
@@ -289,3 +322,10 @@ for (const be of BACKENDS) {
     });
   });
 }
+
+describe("CPU backend tiers", () => {
+  it("the fast tier's WebAssembly kernels load in this engine (Node ≥ 20 has SIMD), --backend reference does not", () => {
+    expect(new CpuBackend().name).toBe("cpu");
+    expect(new CpuBackend({ tier: "reference" }).name).toBe("reference");
+  });
+});

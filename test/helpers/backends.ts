@@ -4,7 +4,8 @@
 import { it } from "vitest";
 import { type Backend, CpuBackend, type OpName, Rng } from "../../src/index.js";
 
-export const BACKENDS: Backend[] = [new CpuBackend()];
+/** The reference loops and the CPU backend's fast tier (WebAssembly kernels where supported). */
+export const BACKENDS: Backend[] = [new CpuBackend({ tier: "reference" }), new CpuBackend()];
 
 /** NMSE for an f32 backend against float64 oracles. */
 export const TOL = 1e-10;

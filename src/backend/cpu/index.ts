@@ -14,6 +14,7 @@ import type {
   RtnLayout,
   Tensor,
 } from "../backend.js";
+import { type WasmKernels, wasmKernels } from "../wasm/kernels.js";
 import { adamw_forward } from "./adamw.js";
 import { attention_forward } from "./attention.js";
 import { attention_backward_forward } from "./attention_backward.js";
@@ -93,8 +94,24 @@ function check(cond: boolean, op: string, msg: string): void {
   if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
 }
 
+export interface CpuBackendOptions {
+  /**
+   * "fast" (default): hot ops run WebAssembly SIMD kernels where the engine supports them (so far:
+   * kmeans_assign); "reference": the plain TypeScript loops everywhere, the oracle every fast kernel is tested
+   * against.
+   */
+  tier?: "fast" | "reference";
+}
+
 export class CpuBackend implements Backend {
-  readonly name = "cpu";
+  readonly name: string;
+  private readonly kernels: WasmKernels | null;
+
+  constructor(opts: CpuBackendOptions = {}) {
+    const tier = opts.tier ?? "fast";
+    this.kernels = tier === "fast" ? wasmKernels() : null;
+    this.name = this.kernels ? "cpu" : "reference";
+  }
 
   supports(_op: OpName): boolean {
     return true;
@@ -296,7 +313,8 @@ export class CpuBackend implements Backend {
     check(centroids.shape[1] === d && K >= 1, "kmeans_assign", `centroids must be [K ≥ 1, ${d}]`);
     const codes = new Int32Array(N);
     const distances = new Float32Array(N);
-    kmeans_assign_forward(codes, distances, f32(x, "kmeans_assign x"), f32(centroids, "kmeans_assign c"), N, K, d);
+    const run = this.kernels ? this.kernels.kmeansAssign : kmeans_assign_forward;
+    run(codes, distances, f32(x, "kmeans_assign x"), f32(centroids, "kmeans_assign c"), N, K, d);
     return { codes: new CpuTensor(codes, [N]), distances: new CpuTensor(distances, [N]) };
   }
 

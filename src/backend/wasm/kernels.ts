@@ -1,0 +1,95 @@
+// The CPU backend's fast tier: WebAssembly SIMD kernels (built from wasm/assembly/ by `node wasm/build.mjs`),
+// instantiated once per process on one shared linear memory that grows to the largest call. Where WebAssembly
+// SIMD is missing, `wasmKernels()` returns null and the backend keeps its reference loops.
+
+import { KERNELS_WASM_BASE64 } from "./kernels_wasm.js";
+
+interface KernelExports {
+  kmeansAssign(
+    x: number,
+    N: number,
+    cT: number,
+    cn: number,
+    Kp: number,
+    d: number,
+    codes: number,
+    dist: number,
+    scratch: number,
+  ): void;
+}
+
+export interface WasmKernels {
+  /** As kmeans_assign_forward (f32 arithmetic: near-ties may resolve differently from the f64 reference). */
+  kmeansAssign(
+    codes: Int32Array,
+    distances: Float32Array,
+    x: Float32Array,
+    c: Float32Array,
+    N: number,
+    K: number,
+    d: number,
+  ): void;
+}
+
+function decodeBase64(s: string): Uint8Array {
+  if (typeof Buffer !== "undefined") return new Uint8Array(Buffer.from(s, "base64"));
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const PAGE = 65536;
+let cached: WasmKernels | null | undefined;
+
+/** The kernels, or null where this engine cannot run them (no WebAssembly or no SIMD). */
+export function wasmKernels(): WasmKernels | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (typeof WebAssembly === "undefined") return null;
+  const bytes = decodeBase64(KERNELS_WASM_BASE64);
+  if (!WebAssembly.validate(bytes)) return null;
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  const k = instance.exports as unknown as KernelExports;
+  // bump allocation per call: regions are laid out from byte 0, 64-byte aligned
+  const reserve = (sizes: number[]): number[] => {
+    const offsets: number[] = [];
+    let p = 0;
+    for (const s of sizes) {
+      offsets.push(p);
+      p += Math.ceil(s / 64) * 64;
+    }
+    const need = Math.ceil(p / PAGE) - memory.buffer.byteLength / PAGE;
+    if (need > 0) memory.grow(need);
+    return offsets;
+  };
+  cached = {
+    kmeansAssign(codes, distances, x, c, N, K, d) {
+      const Kp = Math.ceil(K / 8) * 8;
+      const [ox, oc, on, ocodes, odist, os] = reserve([N * d * 4, d * Kp * 4, Kp * 4, N * 4, N * 4, 64 * d]);
+      const f32 = new Float32Array(memory.buffer);
+      f32.set(x.subarray(0, N * d), ox / 4);
+      const cT = f32.subarray(oc / 4, oc / 4 + d * Kp);
+      const cn = f32.subarray(on / 4, on / 4 + Kp);
+      cT.fill(0);
+      for (let kk = 0; kk < Kp; kk++) {
+        if (kk >= K) {
+          cn[kk] = Number.POSITIVE_INFINITY;
+          continue;
+        }
+        let s = 0;
+        for (let j = 0; j < d; j++) {
+          const v = c[kk * d + j];
+          cT[j * Kp + kk] = v;
+          s += v * v;
+        }
+        cn[kk] = s;
+      }
+      k.kmeansAssign(ox, N, oc, on, Kp, d, ocodes, odist, os);
+      codes.set(new Int32Array(memory.buffer, ocodes, N));
+      distances.set(new Float32Array(memory.buffer, odist, N));
+    },
+  };
+  return cached;
+}
