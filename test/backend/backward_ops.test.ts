@@ -46,6 +46,9 @@ for (const be of BACKENDS) {
       [2, 6, 6, 4, 2, 5, 6, 0, null, 64],
       [1, 3, 7, 6, 1, 4, 6, 3, null, 65],
       [2, 7, 7, 3, 3, 3, 7, 0, 3, 66],
+      // ≥ 8 query rows: the fast tier's per-head matrix products
+      [2, 9, 9, 4, 2, 3, 9, 0, null, 67],
+      [1, 8, 14, 3, 1, 4, 12, 4, 5, 68],
     ] as const) {
       op(
         "attention_backward",

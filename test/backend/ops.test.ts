@@ -18,6 +18,13 @@ for (const be of BACKENDS) {
       [5, 31, 9, false, false, 4],
       [6, 17, 11, true, false, 5],
       [3, 7, 29, true, true, 6],
+      // ≥ 8 rows: the fast tier's kernel, all four storage orders, sizes off its 4×8 tile
+      [9, 17, 13, false, false, 7],
+      [12, 5, 3, true, false, 8],
+      [17, 33, 7, true, true, 9],
+      [10, 1, 1, false, true, 10],
+      [64, 64, 72, false, false, 11],
+      [131, 70, 66, false, true, 12],
     ] as const) {
       op("matmul", `M${M} K${K} N${N} tA=${tA} tB=${tB} seed${seed}`, async () => {
         const a = rand(M * K, seed);
@@ -31,15 +38,20 @@ for (const be of BACKENDS) {
       });
     }
 
-    op("linear", "x[2,3,19] W[23,19] with bias, seed 7", async () => {
-      const x = rand(2 * 3 * 19, 7);
-      const w = rand(23 * 19, 8);
-      const bias = rand(23, 9);
-      const y = be.linear(be.upload(x, [2, 3, 19]), be.upload(w, [23, 19]), be.upload(bias, [23]));
-      expect(y.shape).toEqual([2, 3, 23]);
-      const ref = oracleMatmul(x, w, 6, 19, 23, false, true).map((v, i) => v + bias[i % 23]);
-      expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
-    });
+    for (const [B, T, seed] of [
+      [2, 3, 7],
+      [2, 9, 13],
+    ] as const) {
+      op("linear", `x[${B},${T},19] W[23,19] with bias, seed ${seed}`, async () => {
+        const x = rand(B * T * 19, seed);
+        const w = rand(23 * 19, seed + 1);
+        const bias = rand(23, seed + 2);
+        const y = be.linear(be.upload(x, [B, T, 19]), be.upload(w, [23, 19]), be.upload(bias, [23]));
+        expect(y.shape).toEqual([B, T, 23]);
+        const ref = oracleMatmul(x, w, B * T, 19, 23, false, true).map((v, i) => v + bias[i % 23]);
+        expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
+      });
+    }
 
     op("add", "[5,7] seed 10", async () => {
       const a = rand(35, 10);
@@ -103,6 +115,10 @@ for (const be of BACKENDS) {
       [2, 7, 7, 4, 2, 5, 7, 0, null, 21],
       [1, 3, 11, 6, 1, 4, 9, 6, null, 22],
       [2, 9, 9, 3, 3, 7, 9, 0, 4, 23],
+      // ≥ 8 query rows: the fast tier's per-head matrix products
+      [2, 11, 11, 4, 2, 6, 11, 0, null, 24],
+      [1, 8, 19, 6, 2, 5, 17, 9, null, 25],
+      [1, 13, 13, 2, 1, 8, 13, 0, 5, 26],
     ] as const) {
       op(
         "attention",

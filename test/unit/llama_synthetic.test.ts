@@ -63,7 +63,8 @@ describe.each(CASES)("synthetic %s", (_name, spec) => {
     expectClose("prefill", prefill, full.subarray(0, 4 * V), 1e-5);
     for (let t = 4; t < ids.length; t++) {
       const step = await be.read(model.forward(Int32Array.of(ids[t]), 1, 1, { cache, lastOnly: true }).logits);
-      expectClose(`decode step ${t}`, step, full.subarray(t * V, (t + 1) * V), 1e-5);
+      // the full forward's 9 rows take the fast tier's f32-accumulating kernel, single decode rows the f64 loops
+      expectClose(`decode step ${t}`, step, full.subarray(t * V, (t + 1) * V), 1e-4);
     }
     expect(cache.length).toBe(ids.length);
     expect(() => model.forward(Int32Array.of(0), 1, 1, { cache })).toThrow(ModelError);

@@ -18,6 +18,7 @@ import { type WasmKernels, wasmKernels } from "../wasm/kernels.js";
 import { adamw_forward } from "./adamw.js";
 import { attention_forward } from "./attention.js";
 import { attention_backward_forward } from "./attention_backward.js";
+import { attention_matmul_backward, attention_matmul_forward } from "./attention_matmul.js";
 import { codebook_decode_forward } from "./codebook_decode.js";
 import { codebook_grad_forward } from "./codebook_grad.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
@@ -94,10 +95,13 @@ function check(cond: boolean, op: string, msg: string): void {
   if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
 }
 
+/** Below this many rows (token-by-token decoding) the fast tier's operand packing costs more than it saves. */
+const FAST_MIN_ROWS = 8;
+
 export interface CpuBackendOptions {
   /**
    * "fast" (default): hot ops run WebAssembly SIMD kernels where the engine supports them (so far:
-   * kmeans_assign); "reference": the plain TypeScript loops everywhere, the oracle every fast kernel is tested
+   * kmeans_assign, and matmul/linear/attention and its backward with ≥ 8 rows); "reference": the plain TypeScript loops everywhere, the oracle every fast kernel is tested
    * against.
    */
   tier?: "fast" | "reference";
@@ -156,7 +160,8 @@ export class CpuBackend implements Backend {
     const [Kb, N] = tB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
     check(K === Kb, "matmul", `inner dims differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
     const out = new Float32Array(M * N);
-    matmul_forward(out, f32(a, "matmul a"), f32(b, "matmul b"), M, K, N, tA, tB);
+    const run = this.kernels && M >= FAST_MIN_ROWS ? this.kernels.matmul : matmul_forward;
+    run(out, f32(a, "matmul a"), f32(b, "matmul b"), M, K, N, tA, tB);
     return new CpuTensor(out, [M, N]);
   }
 
@@ -171,7 +176,17 @@ export class CpuBackend implements Backend {
     check(bias === null || shapeEquals(bias.shape, [N]), "linear", `bias must be [${N}]`);
     const M = numel(x.shape) / K;
     const out = new Float32Array(M * N);
-    linear_forward(out, f32(x, "linear x"), f32(weight, "linear weight"), bias && f32(bias, "linear bias"), M, K, N);
+    const xs = f32(x, "linear x");
+    const ws = f32(weight, "linear weight");
+    if (this.kernels && M >= FAST_MIN_ROWS) {
+      this.kernels.matmul(out, xs, ws, M, K, N, false, true);
+      if (bias) {
+        const bs = f32(bias, "linear bias");
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] += bs[n];
+      }
+    } else {
+      linear_forward(out, xs, ws, bias && f32(bias, "linear bias"), M, K, N);
+    }
     return new CpuTensor(out, [...x.shape.slice(0, -1), N]);
   }
 
@@ -219,6 +234,28 @@ export class CpuBackend implements Backend {
   attention(q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): Tensor {
     const { B, T, S, H, Hkv, D } = checkAttention("attention", q, k, v, p);
     const out = new Float32Array(numel(q.shape));
+    if (this.kernels && T >= FAST_MIN_ROWS) {
+      const shape = {
+        B,
+        T,
+        S,
+        H,
+        Hkv,
+        D,
+        kvLength: p.kvLength,
+        queryOffset: p.queryOffset,
+        slidingWindow: p.slidingWindow,
+      };
+      attention_matmul_forward(
+        out,
+        f32(q, "attention q"),
+        f32(k, "attention k"),
+        f32(v, "attention v"),
+        shape,
+        this.kernels.matmul,
+      );
+      return new CpuTensor(out, q.shape);
+    }
     attention_forward(
       out,
       f32(q, "attention q"),
@@ -392,6 +429,31 @@ export class CpuBackend implements Backend {
     const dq = new Float32Array(numel(q.shape));
     const dk = new Float32Array(numel(k.shape));
     const dv = new Float32Array(numel(k.shape));
+    if (this.kernels && T >= FAST_MIN_ROWS) {
+      const shape = {
+        B,
+        T,
+        S,
+        H,
+        Hkv,
+        D,
+        kvLength: p.kvLength,
+        queryOffset: p.queryOffset,
+        slidingWindow: p.slidingWindow,
+      };
+      attention_matmul_backward(
+        dq,
+        dk,
+        dv,
+        f32(q, "attention_backward q"),
+        f32(k, "attention_backward k"),
+        f32(v, "attention_backward v"),
+        f32(dout, "attention_backward dout"),
+        shape,
+        this.kernels.matmul,
+      );
+      return { dq: new CpuTensor(dq, q.shape), dk: new CpuTensor(dk, k.shape), dv: new CpuTensor(dv, k.shape) };
+    }
     attention_backward_forward(
       dq,
       dk,

@@ -16,6 +16,7 @@ interface KernelExports {
     dist: number,
     scratch: number,
   ): void;
+  matmul(a: number, b: number, c: number, Mp: number, K: number, Np: number): void;
 }
 
 export interface WasmKernels {
@@ -28,6 +29,17 @@ export interface WasmKernels {
     N: number,
     K: number,
     d: number,
+  ): void;
+  /** As matmul_forward: out [M, N] = op(A) · op(B) (f32 accumulation). */
+  matmul(
+    out: Float32Array,
+    a: Float32Array,
+    b: Float32Array,
+    M: number,
+    K: number,
+    N: number,
+    tA: boolean,
+    tB: boolean,
   ): void;
 }
 
@@ -90,6 +102,36 @@ export function wasmKernels(): WasmKernels | null {
       codes.set(new Int32Array(memory.buffer, ocodes, N));
       distances.set(new Float32Array(memory.buffer, odist, N));
     },
+    matmul(out, a, b, M, K, N, tA, tB) {
+      // pack into the kernel's layout: A [Mp, K], B [K, Np] row-major, zero padding
+      const Mp = Math.ceil(M / 4) * 4;
+      const Np = Math.ceil(N / 8) * 8;
+      const [oa, ob, oc] = reserve([Mp * K * 4, K * Np * 4, Mp * Np * 4]);
+      const f32 = new Float32Array(memory.buffer);
+      const A = f32.subarray(oa / 4, oa / 4 + Mp * K);
+      if (tA) {
+        for (let k = 0; k < K; k++) for (let i = 0; i < M; i++) A[i * K + k] = a[k * M + i];
+      } else {
+        A.set(a.subarray(0, M * K));
+      }
+      A.fill(0, M * K);
+      const B = f32.subarray(ob / 4, ob / 4 + K * Np);
+      if (tB) {
+        for (let j = 0; j < N; j++) {
+          const row = j * K;
+          for (let k = 0; k < K; k++) B[k * Np + j] = b[row + k];
+        }
+      } else if (Np === N) {
+        B.set(b.subarray(0, K * N));
+      } else {
+        for (let k = 0; k < K; k++) B.set(b.subarray(k * N, (k + 1) * N), k * Np);
+      }
+      if (Np !== N) for (let k = 0; k < K; k++) B.fill(0, k * Np + N, (k + 1) * Np);
+      k.matmul(oa, ob, oc, Mp, K, Np);
+      const C = f32.subarray(oc / 4, oc / 4 + Mp * Np);
+      if (Np === N) out.set(C.subarray(0, M * N));
+      else for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), i * N);
+    },
   };
-  return cached;
+  return cached ?? null;
 }
