@@ -29,7 +29,7 @@ kmeans=$($cli eval --model "$stage1" "${evalopts[@]}")
 echo "$kmeans"
 
 echo; echo "== 3. stage 2: tune the codebooks block by block to reproduce the original blocks (AdamW, 32 calibration"
-echo "      windows of 256 tokens, 6 epochs; codes stay fixed, so the size does not change)"
+echo "      windows of 256 tokens, 6 epochs; the codes stay fixed)"
 tune=$($cli finetune --model "$model" --stage1 "$stage1" --out "$out" --calib "$calib" \
   --calib-samples 32 --calib-seqlen 256 --epochs 6 --json)
 node -e 'for (const b of JSON.parse(process.argv[1]).blocks) console.log(`block ${b.block}: loss ${b.lossBefore.toExponential(3)} -> ${b.lossAfter.toExponential(3)}`)' "$tune"
