@@ -43,8 +43,8 @@ case "$which" in
       --run "method=rtn bits=4 group-size=128" --run "method=rtn bits=3 group-size=128" --run "method=rtn bits=2 group-size=128" \
       --run "bits=4.1 vector-dim=8 share=none" --run "bits=4.1 vector-dim=8 share=block" --run "bits=4.1 vector-dim=8 share=model" \
       --run "bits=3.25 vector-dim=8 share=none" --run "bits=3.25 vector-dim=8 share=block" --run "bits=3.25 vector-dim=8 share=model" \
-      --run "bits=2.5 vector-dim=10 share=block" --run "bits=2.5 vector-dim=10 share=model" \
-      --run "bits=2.2 vector-dim=12 share=block" --run "bits=2.2 vector-dim=12 share=model"
+      --run "bits=2.5 vector-dim=10 share=none" --run "bits=2.5 vector-dim=10 share=block" --run "bits=2.5 vector-dim=10 share=model" \
+      --run "bits=2.2 vector-dim=12 share=none" --run "bits=2.2 vector-dim=12 share=block" --run "bits=2.2 vector-dim=12 share=model"
     ;;
   *) echo "unknown set $which" >&2; exit 2 ;;
 esac
