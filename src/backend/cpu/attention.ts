@@ -3,21 +3,27 @@
 // Query t (absolute position p = queryOffset + t) attends keys j with j ≤ p, j < kvLength and, with a sliding
 // window W, j > p − W. Query head h reads key/value head ⌊h / (H / Hkv)⌋.
 
+/** Geometry and masks of one attention call (validated by the backend). */
+export interface AttentionShape {
+  B: number;
+  T: number;
+  S: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  kvLength: number;
+  queryOffset: number;
+  slidingWindow: number | null;
+}
+
 export function attention_forward(
   out: Float32Array,
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
-  B: number,
-  T: number,
-  S: number,
-  H: number,
-  Hkv: number,
-  D: number,
-  kvLength: number,
-  queryOffset: number,
-  slidingWindow: number | null,
+  shape: AttentionShape,
 ): void {
+  const { B, T, S, H, Hkv, D, kvLength, queryOffset, slidingWindow } = shape;
   const group = H / Hkv;
   const scale = 1 / Math.sqrt(D);
   const qRow = H * D;

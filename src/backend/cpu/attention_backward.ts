@@ -3,6 +3,8 @@
 //   dS_j = P_j·(dO·v_j − δ);  dq = Σ_j dS_j·k_j/√D;  dk_j += dS_j·q/√D;  dv_j += P_j·dO
 // Gradients of the query heads that share a key/value head are summed into it. Rows ≥ kvLength get zero.
 
+import type { AttentionShape } from "./attention.js";
+
 export function attention_backward_forward(
   dq: Float32Array,
   dk: Float32Array,
@@ -11,16 +13,9 @@ export function attention_backward_forward(
   k: Float32Array,
   v: Float32Array,
   dout: Float32Array,
-  B: number,
-  T: number,
-  S: number,
-  H: number,
-  Hkv: number,
-  D: number,
-  kvLength: number,
-  queryOffset: number,
-  slidingWindow: number | null,
+  shape: AttentionShape,
 ): void {
+  const { B, T, S, H, Hkv, D, kvLength, queryOffset, slidingWindow } = shape;
   const group = H / Hkv;
   const scale = 1 / Math.sqrt(D);
   const qRow = H * D;

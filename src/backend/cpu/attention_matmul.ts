@@ -5,6 +5,8 @@
 //   dP = dO·Vᵀ,  dS = P∘(dP − rowsum(dO∘O))/√D,  dQ = dS·K,  dK += dSᵀ·Q,  dV += Pᵀ·dO
 // Masks as attention.ts (causal from queryOffset, keys < kvLength, optional sliding window).
 
+import type { AttentionShape } from "./attention.js";
+
 export type MatmulKernel = (
   out: Float32Array,
   a: Float32Array,
@@ -15,18 +17,6 @@ export type MatmulKernel = (
   tA: boolean,
   tB: boolean,
 ) => void;
-
-export interface AttentionShape {
-  B: number;
-  T: number;
-  S: number;
-  H: number;
-  Hkv: number;
-  D: number;
-  kvLength: number;
-  queryOffset: number;
-  slidingWindow: number | null;
-}
 
 /** Copies head h of rows [B=b, 0..rows) of x [B, rowsTotal, heads·D] into a contiguous [rows, D]. */
 function gather(
@@ -86,6 +76,44 @@ function softmaxMasked(s: Float32Array, p: AttentionShape, scale: number): void 
   }
 }
 
+/**
+ * Runs `body(b, g, h)` for every query head h of every batch row b, after loading the rows 0..kvLength of its
+ * key/value head g into kh, vh [kvLength, D] (once per key/value head).
+ */
+function forEachHead(
+  k: Float32Array,
+  v: Float32Array,
+  p: AttentionShape,
+  kh: Float32Array,
+  vh: Float32Array,
+  body: (b: number, g: number, h: number) => void,
+): void {
+  const { B, S, H, Hkv, D, kvLength: L } = p;
+  for (let b = 0; b < B; b++) {
+    for (let g = 0; g < Hkv; g++) {
+      gather(kh, k, b, S, L, Hkv, g, D);
+      gather(vh, v, b, S, L, Hkv, g, D);
+      for (let h = g * (H / Hkv); h < (g + 1) * (H / Hkv); h++) body(b, g, h);
+    }
+  }
+}
+
+/** One head: probabilities P [T, kvLength] into pm and its output O = P·V [T, D] into oh. */
+function headOutput(
+  pm: Float32Array,
+  oh: Float32Array,
+  qh: Float32Array,
+  kh: Float32Array,
+  vh: Float32Array,
+  p: AttentionShape,
+  mm: MatmulKernel,
+): void {
+  const { T, D, kvLength: L } = p;
+  mm(pm, qh, kh, T, D, L, false, true);
+  softmaxMasked(pm, p, 1 / Math.sqrt(D));
+  mm(oh, pm, vh, T, L, D, false, false);
+}
+
 export function attention_matmul_forward(
   out: Float32Array,
   q: Float32Array,
@@ -94,27 +122,18 @@ export function attention_matmul_forward(
   p: AttentionShape,
   mm: MatmulKernel,
 ): void {
-  const { B, T, S, H, Hkv, D, kvLength: L } = p;
-  const scale = 1 / Math.sqrt(D);
+  const { T, H, D, kvLength: L } = p;
   const qh = new Float32Array(T * D);
   const kh = new Float32Array(L * D);
   const vh = new Float32Array(L * D);
-  const sc = new Float32Array(T * L);
+  const pm = new Float32Array(T * L);
   const oh = new Float32Array(T * D);
   out.fill(0);
-  for (let b = 0; b < B; b++) {
-    for (let g = 0; g < Hkv; g++) {
-      gather(kh, k, b, S, L, Hkv, g, D);
-      gather(vh, v, b, S, L, Hkv, g, D);
-      for (let h = g * (H / Hkv); h < (g + 1) * (H / Hkv); h++) {
-        gather(qh, q, b, T, T, H, h, D);
-        mm(sc, qh, kh, T, D, L, false, true);
-        softmaxMasked(sc, p, scale);
-        mm(oh, sc, vh, T, L, D, false, false);
-        scatterAdd(out, oh, b, T, T, H, h, D);
-      }
-    }
-  }
+  forEachHead(k, v, p, kh, vh, (b, _g, h) => {
+    gather(qh, q, b, T, T, H, h, D);
+    headOutput(pm, oh, qh, kh, vh, p, mm);
+    scatterAdd(out, oh, b, T, T, H, h, D);
+  });
 }
 
 export function attention_matmul_backward(
@@ -128,7 +147,7 @@ export function attention_matmul_backward(
   p: AttentionShape,
   mm: MatmulKernel,
 ): void {
-  const { B, T, S, H, Hkv, D, kvLength: L } = p;
+  const { T, S, H, Hkv, D, kvLength: L } = p;
   const scale = 1 / Math.sqrt(D);
   const qh = new Float32Array(T * D);
   const kh = new Float32Array(L * D);
@@ -143,30 +162,22 @@ export function attention_matmul_backward(
   dq.fill(0);
   dk.fill(0);
   dv.fill(0);
-  for (let b = 0; b < B; b++) {
-    for (let g = 0; g < Hkv; g++) {
-      gather(kh, k, b, S, L, Hkv, g, D);
-      gather(vh, v, b, S, L, Hkv, g, D);
-      for (let h = g * (H / Hkv); h < (g + 1) * (H / Hkv); h++) {
-        gather(qh, q, b, T, T, H, h, D);
-        gather(doh, dout, b, T, T, H, h, D);
-        mm(pm, qh, kh, T, D, L, false, true);
-        softmaxMasked(pm, p, scale);
-        mm(oh, pm, vh, T, L, D, false, false);
-        mm(dp, doh, vh, T, D, L, false, true);
-        for (let t = 0; t < T; t++) {
-          let delta = 0;
-          for (let d = 0; d < D; d++) delta += doh[t * D + d] * oh[t * D + d];
-          const row = t * L;
-          for (let j = 0; j < L; j++) dp[row + j] = pm[row + j] * (dp[row + j] - delta) * scale; // dS
-        }
-        mm(dqh, dp, kh, T, L, D, false, false);
-        scatterAdd(dq, dqh, b, T, T, H, h, D);
-        mm(dkh, dp, qh, L, T, D, true, false);
-        scatterAdd(dk, dkh, b, S, L, Hkv, g, D);
-        mm(dvh, pm, doh, L, T, D, true, false);
-        scatterAdd(dv, dvh, b, S, L, Hkv, g, D);
-      }
+  forEachHead(k, v, p, kh, vh, (b, g, h) => {
+    gather(qh, q, b, T, T, H, h, D);
+    gather(doh, dout, b, T, T, H, h, D);
+    headOutput(pm, oh, qh, kh, vh, p, mm);
+    mm(dp, doh, vh, T, D, L, false, true);
+    for (let t = 0; t < T; t++) {
+      let delta = 0;
+      for (let d = 0; d < D; d++) delta += doh[t * D + d] * oh[t * D + d];
+      const row = t * L;
+      for (let j = 0; j < L; j++) dp[row + j] = pm[row + j] * (dp[row + j] - delta) * scale; // dS
     }
-  }
+    mm(dqh, dp, kh, T, L, D, false, false);
+    scatterAdd(dq, dqh, b, T, T, H, h, D);
+    mm(dkh, dp, qh, L, T, D, true, false);
+    scatterAdd(dk, dkh, b, S, L, Hkv, g, D);
+    mm(dvh, pm, doh, L, T, D, true, false);
+    scatterAdd(dv, dvh, b, S, L, Hkv, g, D);
+  });
 }

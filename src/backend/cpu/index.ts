@@ -16,7 +16,7 @@ import type {
 } from "../backend.js";
 import { type WasmKernels, wasmKernels } from "../wasm/kernels.js";
 import { adamw_forward } from "./adamw.js";
-import { attention_forward } from "./attention.js";
+import { type AttentionShape, attention_forward } from "./attention.js";
 import { attention_backward_forward } from "./attention_backward.js";
 import { attention_matmul_backward, attention_matmul_forward } from "./attention_matmul.js";
 import { codebook_decode_forward } from "./codebook_decode.js";
@@ -68,7 +68,7 @@ function i32(t: Tensor, what: string): Int32Array {
   return t.data;
 }
 
-function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams) {
+function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): AttentionShape {
   const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
   check(q.shape.length === 3 && last(q.shape) === H * D, op, `q must be [B, T, ${H}·${D}]`);
   check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, op, "k and v must be equal-shaped [B, S, C]");
@@ -77,7 +77,7 @@ function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: Attentio
   const [B, T] = q.shape;
   const S = k.shape[1];
   check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, op, "kvLength out of range");
-  return { B, T, S, H, Hkv, D };
+  return { B, T, S, H, Hkv, D, kvLength: p.kvLength, queryOffset: p.queryOffset, slidingWindow: p.slidingWindow };
 }
 
 function checkCodebook(op: string, codes: Tensor, l: CodebookLayout): Int32Array {
@@ -101,8 +101,8 @@ const FAST_MIN_ROWS = 8;
 export interface CpuBackendOptions {
   /**
    * "fast" (default): hot ops run WebAssembly SIMD kernels where the engine supports them (so far:
-   * kmeans_assign, and matmul/linear/attention and its backward with ≥ 8 rows); "reference": the plain TypeScript loops everywhere, the oracle every fast kernel is tested
-   * against.
+   * kmeans_assign, and matmul/linear/attention and its backward with ≥ 8 rows); "reference": the plain
+   * TypeScript loops everywhere, the oracle every fast kernel is tested against.
    */
   tier?: "fast" | "reference";
 }
@@ -232,45 +232,11 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): Tensor {
-    const { B, T, S, H, Hkv, D } = checkAttention("attention", q, k, v, p);
+    const shape = checkAttention("attention", q, k, v, p);
     const out = new Float32Array(numel(q.shape));
-    if (this.kernels && T >= FAST_MIN_ROWS) {
-      const shape = {
-        B,
-        T,
-        S,
-        H,
-        Hkv,
-        D,
-        kvLength: p.kvLength,
-        queryOffset: p.queryOffset,
-        slidingWindow: p.slidingWindow,
-      };
-      attention_matmul_forward(
-        out,
-        f32(q, "attention q"),
-        f32(k, "attention k"),
-        f32(v, "attention v"),
-        shape,
-        this.kernels.matmul,
-      );
-      return new CpuTensor(out, q.shape);
-    }
-    attention_forward(
-      out,
-      f32(q, "attention q"),
-      f32(k, "attention k"),
-      f32(v, "attention v"),
-      B,
-      T,
-      S,
-      H,
-      Hkv,
-      D,
-      p.kvLength,
-      p.queryOffset,
-      p.slidingWindow,
-    );
+    const args = [out, f32(q, "attention q"), f32(k, "attention k"), f32(v, "attention v"), shape] as const;
+    if (this.kernels && shape.T >= FAST_MIN_ROWS) attention_matmul_forward(...args, this.kernels.matmul);
+    else attention_forward(...args);
     return new CpuTensor(out, q.shape);
   }
 
@@ -424,37 +390,12 @@ export class CpuBackend implements Backend {
     dout: Tensor,
     p: AttentionParams,
   ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-    const { B, T, S, H, Hkv, D } = checkAttention("attention_backward", q, k, v, p);
+    const shape = checkAttention("attention_backward", q, k, v, p);
     check(shapeEquals(dout.shape, q.shape), "attention_backward", "dout must have q's shape");
     const dq = new Float32Array(numel(q.shape));
     const dk = new Float32Array(numel(k.shape));
     const dv = new Float32Array(numel(k.shape));
-    if (this.kernels && T >= FAST_MIN_ROWS) {
-      const shape = {
-        B,
-        T,
-        S,
-        H,
-        Hkv,
-        D,
-        kvLength: p.kvLength,
-        queryOffset: p.queryOffset,
-        slidingWindow: p.slidingWindow,
-      };
-      attention_matmul_backward(
-        dq,
-        dk,
-        dv,
-        f32(q, "attention_backward q"),
-        f32(k, "attention_backward k"),
-        f32(v, "attention_backward v"),
-        f32(dout, "attention_backward dout"),
-        shape,
-        this.kernels.matmul,
-      );
-      return { dq: new CpuTensor(dq, q.shape), dk: new CpuTensor(dk, k.shape), dv: new CpuTensor(dv, k.shape) };
-    }
-    attention_backward_forward(
+    const args = [
       dq,
       dk,
       dv,
@@ -462,16 +403,10 @@ export class CpuBackend implements Backend {
       f32(k, "attention_backward k"),
       f32(v, "attention_backward v"),
       f32(dout, "attention_backward dout"),
-      B,
-      T,
-      S,
-      H,
-      Hkv,
-      D,
-      p.kvLength,
-      p.queryOffset,
-      p.slidingWindow,
-    );
+      shape,
+    ] as const;
+    if (this.kernels && shape.T >= FAST_MIN_ROWS) attention_matmul_backward(...args, this.kernels.matmul);
+    else attention_backward_forward(...args);
     return { dq: new CpuTensor(dq, q.shape), dk: new CpuTensor(dk, k.shape), dv: new CpuTensor(dv, k.shape) };
   }
 
