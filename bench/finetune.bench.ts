@@ -7,18 +7,17 @@
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import {
+  adamMoments,
   CheckpointReader,
   createBackend,
-  decoderLayerBackward,
   decoderLayerForward,
-  disposeActivations,
   openCheckpoint,
   Rng,
   readModelConfig,
   ropeInvFreq,
   ropeTables,
-  trainableGrads,
   trainableParams,
+  trainStep,
 } from "../src/index.js";
 import { profiled } from "./profile.js";
 
@@ -40,7 +39,7 @@ const { backend: be, stats, reset } = profiled(inner);
 const reader = new CheckpointReader(be, cfg, openCheckpoint(values.stage1));
 const layer = reader.layer(0);
 const params = trainableParams(layer, "model.layers.0", false);
-const moments = params.map((p) => ({ m: be.zeros(p.tensor.shape), v: be.zeros(p.tensor.shape) }));
+const moments = adamMoments(be, params);
 const tables = ropeTables(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), T);
 const ctx = {
   cos: be.upload(tables.cos, [T, cfg.headDim / 2]),
@@ -59,24 +58,16 @@ const target = be.upload(
 );
 
 let step = 0;
-const trainStep = async () => {
-  const { y, saved } = decoderLayerForward(be, cfg, layer, x, ctx, true);
-  const { loss, grad } = be.mse(y, target);
-  const grads = decoderLayerBackward(be, cfg, layer, saved!, grad, ctx);
-  const pg = trainableGrads(be, layer, grads, params);
+const train = async () => {
   step++;
-  params.forEach((p, j) => {
-    be.adamw(p.tensor, pg[j], moments[j].m, moments[j].v, {
-      lr: 5e-3,
-      beta1: 0.9,
-      beta2: 0.999,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      step,
-    });
+  await trainStep(be, cfg, layer, params, moments, x, target, ctx, {
+    lr: 5e-3,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weightDecay: 0.1,
+    step,
   });
-  await be.read(loss);
-  disposeActivations(be, saved!);
 };
 const forward = async () => {
   const { y } = decoderLayerForward(be, cfg, layer, x, ctx);
@@ -94,7 +85,7 @@ const median = async (fn: () => Promise<void>) => {
 };
 const fwd = await median(forward);
 reset();
-const stepS = await median(trainStep);
+const stepS = await median(train);
 const opRows = [...stats.entries()]
   .sort((a, b) => b[1].ms - a[1].ms)
   .slice(0, 10)

@@ -140,4 +140,4 @@ export {
 } from "./train/blockwise.js";
 export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
 export { ActivationStream } from "./train/stream.js";
-export { type TrainableParam, trainableGrads, trainableParams } from "./train/trainable.js";
+export { adamMoments, type TrainableParam, trainableGrads, trainableParams, trainStep } from "./train/trainable.js";

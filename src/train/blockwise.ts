@@ -25,14 +25,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.js";
 import { loadTokenizer } from "../io/tokenizer.js";
-import {
-  type DecoderLayer,
-  decoderLayerBackward,
-  decoderLayerForward,
-  disposeActivations,
-  LAYER_LINEARS,
-  type LayerContext,
-} from "../model/decoder_layer.js";
+import { type DecoderLayer, decoderLayerForward, LAYER_LINEARS, type LayerContext } from "../model/decoder_layer.js";
 import { linearTensors } from "../model/linear.js";
 import { CheckpointReader } from "../model/load.js";
 import { ropeInvFreq, ropeTables } from "../model/rope.js";
@@ -40,7 +33,7 @@ import { type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { Rng } from "../tensor/rng.js";
 import { calibrationWindows, readCalibrationText } from "./calibration.js";
 import { ActivationStream } from "./stream.js";
-import { type TrainableParam, trainableGrads, trainableParams } from "./trainable.js";
+import { adamMoments, type TrainableParam, trainableParams, trainStep } from "./trainable.js";
 
 export interface BlockwiseOptions {
   /** Calibration text (.txt) or documents (.jsonl). */
@@ -415,8 +408,7 @@ async function trainBlock(
 ): Promise<number[]> {
   const T = o.seqlen;
   const C = cfg.hiddenSize;
-  const moments = params.map((p) => ({ m: be.zeros(p.tensor.shape), v: be.zeros(p.tensor.shape) }));
-  const codebookParams = new Set(params.filter((p) => !p.name.endsWith("layernorm.weight")).map((p) => p.tensor));
+  const moments = adamMoments(be, params);
   const epochLosses: number[] = [];
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
@@ -426,33 +418,11 @@ async function trainBlock(
       const s = order[k];
       const x = be.upload(qIn.read(s).slice(), [1, T, C]);
       const target = be.upload(targets.read(s).slice(), [1, T, C]);
-      const { y, saved } = decoderLayerForward(be, cfg, layer, x, ctx, true);
-      const { loss, grad } = be.mse(y, target);
-      const grads = decoderLayerBackward(be, cfg, layer, saved!, grad, ctx);
-      const pg = trainableGrads(be, layer, grads, params);
       step++;
-      params.forEach((p, j) => {
-        be.adamw(p.tensor, pg[j], moments[j].m, moments[j].v, {
-          lr: o.lr,
-          beta1: BETAS[0],
-          beta2: BETAS[1],
-          eps: ADAM_EPS,
-          weightDecay: o.weightDecay,
-          step,
-        });
-      });
-      sum += (await be.read(loss))[0];
-      params.forEach((p, j) => {
-        if (codebookParams.has(p.tensor)) be.dispose(pg[j]);
-      });
-      for (const t of [x, target, y, loss, grad, grads.dx, grads.inputLayernorm, grads.postAttentionLayernorm])
-        be.dispose(t);
-      for (const [, key] of LAYER_LINEARS) {
-        const g = grads.linears[key];
-        be.dispose(g.weight);
-        if (g.bias) be.dispose(g.bias);
-      }
-      disposeActivations(be, saved!);
+      const hp = { lr: o.lr, beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay, step };
+      sum += await trainStep(be, cfg, layer, params, moments, x, target, ctx, hp);
+      be.dispose(x);
+      be.dispose(target);
       progress({
         phase: "train",
         block,
