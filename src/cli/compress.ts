@@ -157,32 +157,33 @@ export async function compressCommand(argv: string[]): Promise<void> {
   if (fs.existsSync(path.join(stage1, "config.json")) && !tune.resume) {
     throw new UsageError("usage.resume", `${work} holds an unfinished run; pass --resume to continue it or delete it`);
   }
-  let stage1Report: Awaited<ReturnType<typeof compressModel>> | null = null;
+  let bpw: number;
   if (!fs.existsSync(path.join(stage1, "config.json"))) {
     fs.mkdirSync(work, { recursive: true });
-    stage1Report = await compressModel(backend, modelDir, stage1, {
-      ...options,
-      onProgress: compressProgress(options.method),
-    });
+    bpw = (
+      await compressModel(backend, modelDir, stage1, {
+        ...options,
+        onProgress: compressProgress(options.method),
+      })
+    ).bpw;
   } else {
     // the stage 1 kept in the work directory must be the one these options ask for
-    const kept = (
-      JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as { options: CompressOptions }
-    ).options;
-    const want: CompressOptions = { ...options, groupSize: kept.groupSize };
+    const record = JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as {
+      bpw: number;
+      options: CompressOptions;
+    };
+    const kept = record.options;
+    bpw = record.bpw;
     const keys = ["bits", "vectorDim", "clusters", "codebooks", "share", "iters", "seed", "centroidDtype"] as const;
-    const differ = keys.filter((k) => kept[k] !== want[k]);
+    const differ = keys.filter((k) => kept[k] !== options[k]);
     if (differ.length > 0) {
       throw new UsageError(
         "usage.resume",
-        `${stage1} was compressed with other settings (${differ.map((k) => `${k} ${String(kept[k])} ≠ ${String(want[k])}`).join(", ")}); resume with the same options or delete ${work}`,
+        `${stage1} was compressed with other settings (${differ.map((k) => `${k} ${String(kept[k])} ≠ ${String(options[k])}`).join(", ")}); resume with the same options or delete ${work}`,
       );
     }
     process.stderr.write(`resuming: stage 1 already in ${stage1}\n`);
   }
-  const bpw =
-    stage1Report?.bpw ??
-    (JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as { bpw: number }).bpw;
   const r = await runFinetune(backend, modelDir, stage1, out, path.join(work, "tune"), tune, evalSet);
   fs.rmSync(work, { recursive: true, force: true });
   const bytes = dirBytes(out);

@@ -6,11 +6,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { CompressionError, ModelError } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import {
-  INDEX_FILE,
+  copyCompanionFiles,
   openCheckpoint,
   type TensorSource,
   type TensorToWrite,
@@ -312,7 +312,6 @@ export async function compressModel(
   }
 
   const source = openCheckpoint(srcDir);
-  const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.tmp-${process.pid}`);
   try {
     const result =
       opts.method === "rtn"
@@ -328,12 +327,6 @@ export async function compressModel(
         return { name: n, dtype: info.dtype, shape: info.shape, data: () => source.readRaw(n) };
       });
     const bpw = budgetBpw(result.budget);
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp);
-    writeSafetensors(path.join(tmp, "model.safetensors"), [...kept, ...result.tensors], {
-      format: "pt",
-      cluscomp: String(FORMAT_VERSION),
-    });
     const resolved = { ...options, iters, seed, centroidDtype, share: opts.share ?? "none" };
     const quantization_config = {
       quant_method: QUANT_METHOD,
@@ -343,12 +336,6 @@ export async function compressModel(
       ...(opts.method === "cluscomp" ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed } : {}),
       modules: result.modules,
     };
-    writeFileAtomic(path.join(tmp, "config.json"), `${JSON.stringify({ ...cfg.raw, quantization_config }, null, 2)}\n`);
-    for (const f of fs.readdirSync(srcDir)) {
-      if (f === "config.json" || f === INDEX_FILE || f.endsWith(".safetensors")) continue;
-      const src = path.join(srcDir, f);
-      if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(tmp, f));
-    }
     const report: CompressReport = {
       method: opts.method,
       bpw,
@@ -359,15 +346,23 @@ export async function compressModel(
       groups: result.groups,
     };
     const { bytes: _bytes, seconds: _seconds, ...recorded } = report;
-    const record = { source: path.resolve(srcDir), ...recorded, compressSeconds: (performance.now() - t0) / 1000 };
-    writeFileAtomic(path.join(tmp, "cluscomp.json"), `${JSON.stringify(record, null, 2)}\n`);
-    if (fs.existsSync(outDir)) fs.rmdirSync(outDir); // checked empty above
-    fs.renameSync(tmp, outDir);
+    await writeDirAtomic(outDir, (dir) => {
+      writeSafetensors(path.join(dir, "model.safetensors"), [...kept, ...result.tensors], {
+        format: "pt",
+        cluscomp: String(FORMAT_VERSION),
+      });
+      writeFileAtomic(
+        path.join(dir, "config.json"),
+        `${JSON.stringify({ ...cfg.raw, quantization_config }, null, 2)}\n`,
+      );
+      copyCompanionFiles(srcDir, dir);
+      const record = { source: path.resolve(srcDir), ...recorded, compressSeconds: (performance.now() - t0) / 1000 };
+      writeFileAtomic(path.join(dir, "cluscomp.json"), `${JSON.stringify(record, null, 2)}\n`);
+    });
     report.bytes = dirBytes(outDir);
     report.seconds = (performance.now() - t0) / 1000;
     return report;
   } finally {
     source.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -36,3 +36,20 @@ export function streamFileAtomic(dest: string, write: (append: (chunk: Uint8Arra
     throw e;
   }
 }
+
+/**
+ * Builds the directory `dest` atomically: `fill` writes into a temporary sibling, which is renamed into place only
+ * when `fill` returns; on any failure nothing appears (and the temporary is removed). `dest` must be absent or empty.
+ */
+export async function writeDirAtomic(dest: string, fill: (dir: string) => void | Promise<void>): Promise<void> {
+  const tmp = path.join(path.dirname(path.resolve(dest)), `.${path.basename(dest)}.tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp);
+  try {
+    await fill(tmp);
+    if (fs.existsSync(dest)) fs.rmdirSync(dest); // fails unless empty
+    fs.renameSync(tmp, dest);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}

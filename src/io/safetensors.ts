@@ -373,3 +373,15 @@ function checkBytes(file: string, t: TensorToWrite, data: ArrayBufferView): Arra
   }
   return data;
 }
+
+/**
+ * Copies the companion files of a model directory (tokenizer, generation config, …) into `dir`: every plain file
+ * except config.json, safetensors files and their index, and the names in `skip`.
+ */
+export function copyCompanionFiles(srcDir: string, dir: string, skip: readonly string[] = []): void {
+  for (const f of fs.readdirSync(srcDir)) {
+    if (f === "config.json" || f === INDEX_FILE || f.endsWith(".safetensors") || skip.includes(f)) continue;
+    const src = path.join(srcDir, f);
+    if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(dir, f));
+  }
+}

@@ -13,11 +13,11 @@ import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
 import { checkOutputDir } from "../compress/compress.js";
 import { CompressionError } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import {
-  INDEX_FILE,
+  copyCompanionFiles,
   openCheckpoint,
   SafetensorsFile,
   type TensorSource,
@@ -371,7 +371,7 @@ export async function finetuneBlockwise(
       fs.rmSync(streamFile("fp", i), { force: true });
       fs.rmSync(streamFile("q", i), { force: true });
     }
-    writeTuned(stage1Dir, qSource, workDir, outDir, state);
+    await writeTuned(stage1Dir, qSource, workDir, outDir, state);
   } finally {
     fpSource.close();
     qSource.close();
@@ -480,7 +480,13 @@ async function roundToStorage(
 }
 
 /** The output checkpoint: the stage-1 directory with every tuned tensor replaced, written atomically. */
-function writeTuned(stage1Dir: string, source: TensorSource, workDir: string, outDir: string, state: State): void {
+async function writeTuned(
+  stage1Dir: string,
+  source: TensorSource,
+  workDir: string,
+  outDir: string,
+  state: State,
+): Promise<void> {
   const tuned = new Map<string, TensorToWrite>();
   const blockFiles = state.blocks.map((b) => SafetensorsFile.open(path.join(workDir, `block-${b.block}.safetensors`)));
   try {
@@ -499,11 +505,8 @@ function writeTuned(stage1Dir: string, source: TensorSource, workDir: string, ou
         const info = source.info(n)!;
         return { name: n, dtype: info.dtype, shape: info.shape, data: () => source.readRaw(n) };
       });
-    const tmp = path.join(path.dirname(path.resolve(outDir)), `.${path.basename(outDir)}.tmp-${process.pid}`);
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp);
-    try {
-      writeSafetensors(path.join(tmp, "model.safetensors"), tensors, { format: "pt", cluscomp: "1" });
+    await writeDirAtomic(outDir, (dir) => {
+      writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", cluscomp: "1" });
       const raw = readModelConfig(stage1Dir).raw;
       const qc = raw.quantization_config as Record<string, unknown>;
       const o = state.options;
@@ -519,26 +522,17 @@ function writeTuned(stage1Dir: string, source: TensorSource, workDir: string, ou
         train_norms: o.trainNorms,
       };
       const config = { ...raw, quantization_config: { ...qc, finetune } };
-      writeFileAtomic(path.join(tmp, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-      for (const f of fs.readdirSync(stage1Dir)) {
-        if (f === "config.json" || f === INDEX_FILE || f.endsWith(".safetensors")) continue;
-        const src = path.join(stage1Dir, f);
-        if (!fs.statSync(src).isFile()) continue;
-        if (f === "cluscomp.json") {
-          const record = {
-            ...(JSON.parse(fs.readFileSync(src, "utf8")) as object),
-            finetune: { ...finetune, blocks: state.blocks },
-          };
-          writeFileAtomic(path.join(tmp, f), `${JSON.stringify(record, null, 2)}\n`);
-        } else {
-          fs.copyFileSync(src, path.join(tmp, f));
-        }
+      writeFileAtomic(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+      copyCompanionFiles(stage1Dir, dir, ["cluscomp.json"]);
+      const recordFile = path.join(stage1Dir, "cluscomp.json");
+      if (fs.existsSync(recordFile)) {
+        const record = {
+          ...(JSON.parse(fs.readFileSync(recordFile, "utf8")) as object),
+          finetune: { ...finetune, blocks: state.blocks },
+        };
+        writeFileAtomic(path.join(dir, "cluscomp.json"), `${JSON.stringify(record, null, 2)}\n`);
       }
-      if (fs.existsSync(outDir)) fs.rmdirSync(outDir);
-      fs.renameSync(tmp, outDir);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   } finally {
     for (const f of blockFiles) f.close();
   }
