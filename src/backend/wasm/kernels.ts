@@ -76,7 +76,7 @@ export function wasmKernels(): WasmKernels | null {
     if (need > 0) memory.grow(need);
     return offsets;
   };
-  cached = {
+  const kernels: WasmKernels = {
     kmeansAssign(codes, distances, x, c, N, K, d) {
       const Kp = Math.ceil(K / 8) * 8;
       const [ox, oc, on, ocodes, odist, os] = reserve([N * d * 4, d * Kp * 4, Kp * 4, N * 4, N * 4, 64 * d]);
@@ -133,5 +133,6 @@ export function wasmKernels(): WasmKernels | null {
       else for (let i = 0; i < M; i++) out.set(C.subarray(i * Np, i * Np + N), i * N);
     },
   };
-  return cached ?? null;
+  cached = kernels;
+  return kernels;
 }
