@@ -73,6 +73,7 @@ export type OpName =
   | "kmeans_assign"
   | "kmeans_update"
   | "codebook_decode"
+  | "codebook_linear"
   | "rtn_decode"
   | "rms_norm_backward"
   | "attention_backward"
@@ -100,6 +101,7 @@ export const OP_NAMES: readonly OpName[] = [
   "kmeans_assign",
   "kmeans_update",
   "codebook_decode",
+  "codebook_linear",
   "rtn_decode",
   "rms_norm_backward",
   "attention_backward",
@@ -182,6 +184,11 @@ export interface Backend {
   kmeans_update(x: Tensor, codes: Tensor, K: number): { sums: Tensor; counts: Tensor };
   /** Dense W [out, in] from codes i32 [in, nb] and codebooks [m, K, d]. */
   codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor;
+  /**
+   * y = x · Wᵀ + b with W = codebook_decode(codes, codebooks): x [..., in] → [..., out]. Fast backends multiply
+   * straight from codes and centroids (the decoded weight is never stored).
+   */
+  codebook_linear(x: Tensor, codes: Tensor, codebooks: Tensor, bias: Tensor | null, l: CodebookLayout): Tensor;
   /**
    * Dense W [out, in] from b-bit codes packed LSB-first into i32 words [⌈out·in·b/32⌉] (row-major bit stream)
    * and scales, zeros [out, ⌈in/group⌉]: w = q·scale + zero.

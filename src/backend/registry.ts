@@ -4,11 +4,16 @@ import { UsageError } from "../errors.js";
 import { BACKEND_NAMES, type Backend } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
 
-export async function createBackend(name: string): Promise<Backend> {
+export interface BackendOptions {
+  /** Threads for the CPU backend's fast tier (default: every core). */
+  threads?: number;
+}
+
+export async function createBackend(name: string, opts: BackendOptions = {}): Promise<Backend> {
   switch (name) {
     case "cpu":
     case "auto":
-      return new CpuBackend();
+      return new CpuBackend({ threads: opts.threads });
     case "reference":
       return new CpuBackend({ tier: "reference" });
     default:

@@ -2,6 +2,8 @@
 // the flag.
 
 import { parseArgs } from "node:util";
+import type { Backend } from "../backend/backend.js";
+import { createBackend } from "../backend/registry.js";
 import { UsageError } from "../errors.js";
 
 export type OptionSpec = Record<
@@ -60,4 +62,11 @@ export function numOpt(a: ParsedArgs, name: string, fallback: number): number {
 
 export const BACKEND_OPTION: OptionSpec = {
   backend: { type: "string", default: "auto" },
+  threads: { type: "string" },
 };
+
+/** The backend named by --backend, with the CPU fast tier on --threads threads (default: every core). */
+export function backendFromArgs(a: ParsedArgs, command: string): Promise<Backend> {
+  const threads = a.values.threads === undefined ? undefined : intOpt(a, "threads", 1, 1);
+  return createBackend(str(a, "backend", command), { threads });
+}

@@ -8,7 +8,6 @@ import {
   bitsPerplexitySvg,
   type ComparisonRow,
   compressModel,
-  createBackend,
   dirBytes,
   loadModel,
   loadTokenizer,
@@ -16,7 +15,7 @@ import {
   resultsTable,
 } from "../index.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { BACKEND_OPTION, intOpt, parse, str } from "./args.js";
+import { BACKEND_OPTION, backendFromArgs, intOpt, parse, str } from "./args.js";
 import { compressProgress, parseCompressSpec } from "./compress.js";
 import { readText } from "./eval.js";
 import { ProgressBar } from "./progress.js";
@@ -26,7 +25,8 @@ export const COMPARE_HELP = `cluscomp compare --model DIR --data FILE --out DIR 
   group-size=128" or "bits=3 vector-dim=6 share=model"), evaluates every variant and the original on FILE, and writes
   results.json, results.md and bpw_vs_ppl.svg into DIR. Variants already in DIR are reused.
   --seqlen N, --max-windows N, --batch-size N   as for cluscomp eval
-  --backend NAME                                cpu | auto (default auto)`;
+  --backend NAME                                cpu | reference | auto (default auto)
+  --threads N                                   CPU threads (default: every core)`;
 
 function slug(spec: string): string {
   return spec.trim().replace(/[^A-Za-z0-9.]+/g, "-");
@@ -52,7 +52,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const text = readText(str(a, "data", "compare"));
   const specs = (a.values.run as unknown as string[] | undefined) ?? [];
   const parsed = specs.map((s) => ({ spec: s, options: parseCompressSpec(s) })); // validate all before any work
-  const backend = await createBackend(str(a, "backend", "compare"));
+  const backend = await backendFromArgs(a, "compare");
   fs.mkdirSync(out, { recursive: true });
   const tokenizer = loadTokenizer(src);
   const ids = tokenizer.encode(text);

@@ -7,12 +7,22 @@ import {
   type CompressOptions,
   checkOutputDir,
   compressModel,
-  createBackend,
   dirBytes,
   SHARE_MODES,
   type ShareMode,
 } from "../index.js";
-import { BACKEND_OPTION, flag, intOpt, numOpt, type OptionSpec, optStr, type ParsedArgs, parse, str } from "./args.js";
+import {
+  BACKEND_OPTION,
+  backendFromArgs,
+  flag,
+  intOpt,
+  numOpt,
+  type OptionSpec,
+  optStr,
+  type ParsedArgs,
+  parse,
+  str,
+} from "./args.js";
 import { FINETUNE_OPTIONS, FINETUNE_OPTIONS_HELP, finetuneOptions, formatFinetune, runFinetune } from "./finetune.js";
 import { ProgressBar } from "./progress.js";
 
@@ -32,7 +42,8 @@ export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B 
   --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
                        --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
 ${FINETUNE_OPTIONS_HELP}
-  --backend NAME       cpu | auto (default auto)
+  --backend NAME       cpu | reference | auto (default auto)
+  --threads N          CPU threads (default: every core)
   --json               print one JSON object {bpw, bytes, seconds, …} on stdout`;
 
 const COMPRESS_OPTIONS: OptionSpec = {
@@ -122,7 +133,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const finetune = str(a, "finetune", "compress");
   if (finetune !== "none" && finetune !== "blockwise")
     throw new UsageError("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
-  const backend = await createBackend(str(a, "backend", "compress"));
+  const backend = await backendFromArgs(a, "compress");
   if (finetune === "none") {
     const report = await compressModel(backend, modelDir, out, {
       ...options,

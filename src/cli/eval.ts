@@ -2,8 +2,8 @@
 
 import * as fs from "node:fs";
 import { UsageError } from "../errors.js";
-import { createBackend, loadModel, loadTokenizer, perplexity } from "../index.js";
-import { BACKEND_OPTION, flag, intOpt, parse, str } from "./args.js";
+import { loadModel, loadTokenizer, perplexity } from "../index.js";
+import { BACKEND_OPTION, backendFromArgs, flag, intOpt, parse, str } from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const EVAL_HELP = `cluscomp eval --model DIR --data FILE [options]
@@ -13,7 +13,8 @@ export const EVAL_HELP = `cluscomp eval --model DIR --data FILE [options]
   --seqlen N          window length (default: min(2048, max_position_embeddings))
   --max-windows N     score only the first N windows
   --batch-size N      windows per forward pass (default 1)
-  --backend NAME      cpu | auto (default auto)
+  --backend NAME      cpu | reference | auto (default auto)
+  --threads N         CPU threads (default: every core)
   --json              print one JSON object {ppl, meanNll, windows, tokens, seqlen, seconds} on stdout`;
 
 export function readText(file: string): string {
@@ -42,7 +43,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const text = readText(str(a, "data", "eval"));
   const json = flag(a, "json");
   const t0 = performance.now();
-  const backend = await createBackend(str(a, "backend", "eval"));
+  const backend = await backendFromArgs(a, "eval");
   const { config, model } = loadModel(dir, backend);
   const tokenizer = loadTokenizer(dir);
   const ids = tokenizer.encode(text);

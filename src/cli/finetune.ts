@@ -8,13 +8,23 @@ import {
   type Backend,
   type BlockwiseOptions,
   type BlockwiseReport,
-  createBackend,
   finetuneBlockwise,
   loadModel,
   loadTokenizer,
   perplexity,
 } from "../index.js";
-import { BACKEND_OPTION, flag, intOpt, numOpt, type OptionSpec, optStr, type ParsedArgs, parse, str } from "./args.js";
+import {
+  BACKEND_OPTION,
+  backendFromArgs,
+  flag,
+  intOpt,
+  numOpt,
+  type OptionSpec,
+  optStr,
+  type ParsedArgs,
+  parse,
+  str,
+} from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const FINETUNE_OPTIONS_HELP = `  --calib FILE         calibration text (.txt) or documents (.jsonl: "text" or "prefix"+"gold_completion")
@@ -37,7 +47,8 @@ export const FINETUNE_HELP = `cluscomp finetune --model FP_DIR --stage1 DIR --ou
   Checkpoints after every block go to OUT.work (deleted when done).
 ${FINETUNE_OPTIONS_HELP}
   --seed S             calibration sampling and sample order (default 0)
-  --backend NAME       cpu | auto (default auto)
+  --backend NAME       cpu | reference | auto (default auto)
+  --threads N          CPU threads (default: every core)
   --json               print the report as one JSON object on stdout`;
 
 export const FINETUNE_OPTIONS: OptionSpec = {
@@ -209,7 +220,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   const { tune, evalSet } = finetuneOptions(a, "finetune", intOpt(a, "seed", 0));
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
     throw new UsageError("usage.out", `output directory ${out} is not empty; choose a new path or empty it`);
-  const backend = await createBackend(str(a, "backend", "finetune"));
+  const backend = await backendFromArgs(a, "finetune");
   const r = await runFinetune(
     backend,
     str(a, "model", "finetune"),

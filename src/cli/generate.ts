@@ -1,7 +1,7 @@
 // cluscomp generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
 
-import { createBackend, generate, loadModel, loadTokenizer } from "../index.js";
-import { BACKEND_OPTION, flag, intOpt, numOpt, parse, str } from "./args.js";
+import { generate, loadModel, loadTokenizer } from "../index.js";
+import { BACKEND_OPTION, backendFromArgs, flag, intOpt, numOpt, parse, str } from "./args.js";
 
 export const GENERATE_HELP = `cluscomp generate --model DIR --prompt TEXT [options]
   Streams a continuation of the prompt to stdout.
@@ -12,7 +12,8 @@ export const GENERATE_HELP = `cluscomp generate --model DIR --prompt TEXT [optio
   --top-k K            sample among the K most likely tokens; 0 = off (default 0)
   --top-p P            nucleus sampling threshold in (0, 1]; 1 = off (default 1)
   --seed S             sampling seed (default 0)
-  --backend NAME       cpu | auto (default auto)
+  --backend NAME       cpu | reference | auto (default auto)
+  --threads N          CPU threads (default: every core)
   --json               print one JSON object {text, promptTokens, newTokens, tokensPerSecond} instead of streaming`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -34,7 +35,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const dir = str(a, "model", "generate");
   const prompt = str(a, "prompt", "generate");
   const json = flag(a, "json");
-  const backend = await createBackend(str(a, "backend", "generate"));
+  const backend = await backendFromArgs(a, "generate");
   const { model } = loadModel(dir, backend);
   const tokenizer = loadTokenizer(dir);
   const r = await generate(model, tokenizer, prompt, {

@@ -30,7 +30,7 @@ commands:
   eval       perplexity of a text file
   generate   continue a prompt (greedy or sampled), streaming to stdout
 
-Every compute command takes --backend (cpu | auto).`;
+Every compute command takes --backend (cpu | reference | auto) and --threads N.`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -1,6 +1,6 @@
 // A linear layer's weights as the model sees them: dense, codebook-compressed (ClusComp) or round-to-nearest.
-// Compressed weights stay compressed on the backend; `applyLinear` decodes one layer's weight, multiplies, and
-// frees it (a fused codebook matmul replaces the decode on fast backends).
+// Compressed weights stay compressed on the backend; `applyLinear` multiplies codebook weights through the
+// backend's codebook_linear (fused on fast backends) and decodes round-to-nearest weights one layer at a time.
 
 import type { Backend, CodebookLayout, RtnLayout, Tensor } from "../backend/backend.js";
 
@@ -52,6 +52,7 @@ export function linearWeight(backend: Backend, lin: Linear): Tensor {
 
 /** y = x·Wᵀ + b for x [..., in] → [..., out]. */
 export function applyLinear(backend: Backend, lin: Linear, x: Tensor): Tensor {
+  if (lin.kind === "codebook") return backend.codebook_linear(x, lin.codes, lin.codebooks, lin.bias, lin.layout);
   const w = linearWeight(backend, lin);
   const y = backend.linear(x, w, lin.bias);
   if (lin.kind !== "dense") backend.dispose(w);

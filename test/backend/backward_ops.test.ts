@@ -4,7 +4,7 @@
 
 import { describe, expect } from "vitest";
 import { Rng } from "../../src/index.js";
-import { BACKENDS, opTest, rand, TOL } from "../helpers/backends.js";
+import { BACKENDS, label, opTest, rand, TOL } from "../helpers/backends.js";
 import { finiteDifferenceVjp, nmse, oracleAttention } from "../helpers/oracle.js";
 
 const FD_TOL = 1e-8; // NMSE of an f32 gradient against a float64 finite-difference gradient
@@ -17,7 +17,7 @@ function dotProduct(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 for (const be of BACKENDS) {
   const op = opTest(be);
-  describe(`backend ${be.name}: training ops`, () => {
+  describe(`backend ${label(be)}: training ops`, () => {
     op("rms_norm_backward", "[3,37] eps 1e-5 seed 60", async () => {
       const [R, C, eps] = [3, 37, 1e-5];
       const x = rand(R * C, 60, 2);

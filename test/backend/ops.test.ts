@@ -4,13 +4,13 @@
 
 import { describe, expect, it } from "vitest";
 import { CpuBackend, packBits, Rng } from "../../src/index.js";
-import { BACKENDS, opTest, rand, TOL } from "../helpers/backends.js";
+import { BACKENDS, label, opTest, rand, TOL } from "../helpers/backends.js";
 import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
 
 for (const be of BACKENDS) {
   const op = opTest(be);
 
-  describe(`backend ${be.name}`, () => {
+  describe(`backend ${label(be)}`, () => {
     for (const [M, K, N, tA, tB, seed] of [
       [1, 1, 1, false, true, 1],
       [7, 13, 5, false, true, 2],
@@ -25,6 +25,9 @@ for (const be of BACKENDS) {
       [10, 1, 1, false, true, 10],
       [64, 64, 72, false, false, 11],
       [131, 70, 66, false, true, 12],
+      // several chunks in both directions (rows of 64, columns of 32) and a transposed operand
+      [70, 90, 100, true, false, 13],
+      [129, 3, 65, false, false, 14],
     ] as const) {
       op("matmul", `M${M} K${K} N${N} tA=${tA} tB=${tB} seed${seed}`, async () => {
         const a = rand(M * K, seed);
@@ -312,6 +315,42 @@ for (const be of BACKENDS) {
         }
     });
 
+    // vector shapes (≤ 4 rows) and matrix shapes; several 8-vector panels, inputs past one 256-column panel,
+    // a cut last vector, shared codebook parts, more than one 64-row block
+    for (const [M, out, inp, d, K, m, bias, seed] of [
+      [1, 29, 37, 4, 16, 1, true, 60],
+      [3, 150, 300, 8, 20, 2, false, 61],
+      [5, 21, 20, 5, 7, 2, true, 62],
+      [70, 130, 260, 6, 33, 3, true, 63],
+      [2, 8, 1, 8, 1, 1, false, 64],
+    ] as const) {
+      op("codebook_linear", `M${M} out${out} in${inp} d${d} K${K} m${m} bias=${bias} seed ${seed}`, async () => {
+        const nb = Math.ceil(out / d);
+        const partCols = Math.ceil(nb / m);
+        const books = rand(m * K * d, seed);
+        const r = new Rng(seed + 1);
+        const codes = Int32Array.from({ length: inp * nb }, () => r.int(K));
+        const x = rand(M * inp, seed + 2);
+        const b = rand(out, seed + 3);
+        const y = be.codebook_linear(
+          be.upload(x, [1, M, inp]),
+          be.uploadInt(codes, [inp, nb]),
+          be.upload(books, [m, K, d]),
+          bias ? be.upload(b, [out]) : null,
+          { out, in: inp, d, nb, K, partCols },
+        );
+        expect(y.shape).toEqual([1, M, out]);
+        // W[o, i] = books[part(o/d)][codes[i, o/d]][o mod d], then y = x·Wᵀ + b in float64
+        const w = Float32Array.from({ length: out * inp }, (_, idx) => {
+          const [o, i] = [Math.floor(idx / inp), idx % inp];
+          const j = Math.floor(o / d);
+          return books[(Math.floor(j / partCols) * K + codes[i * nb + j]) * d + (o % d)];
+        });
+        const ref = oracleMatmul(x, w, M, inp, out, false, true).map((v, idx) => v + (bias ? b[idx % out] : 0));
+        expect(nmse(await be.read(y), ref)).toBeLessThan(TOL);
+      });
+    }
+
     op("rtn_decode", "out5 in7 3-bit group 3 seed 48", async () => {
       const [out, inp, bits, group] = [5, 7, 3, 3];
       const ng = Math.ceil(inp / group);
@@ -343,5 +382,54 @@ describe("CPU backend tiers", () => {
   it("the fast tier's WebAssembly kernels load in this engine (Node ≥ 20 has SIMD), --backend reference does not", () => {
     expect(new CpuBackend().name).toBe("cpu");
     expect(new CpuBackend({ tier: "reference" }).name).toBe("reference");
+    expect(new CpuBackend({ threads: 2 }).describe()).toMatch(/^WebAssembly (relaxed )?SIMD.*, 2 threads$/);
+  });
+
+  it("rejects a thread count that is not a positive integer", () => {
+    expect(() => new CpuBackend({ threads: 0 })).toThrow(/threads must be an integer ≥ 1/);
+    expect(() => new CpuBackend({ threads: 1.5 })).toThrow(/threads must be an integer ≥ 1/);
+  });
+
+  it("gives bit-identical results on one thread and on two (chunks are split, never the arithmetic)", async () => {
+    const one = new CpuBackend({ threads: 1 });
+    const two = new CpuBackend({ threads: 2, parallelMinFlops: 0 });
+    const runs = (be: CpuBackend) => {
+      const a = be.upload(rand(150 * 70, 70), [150, 70]);
+      const b = be.upload(rand(70 * 90, 71), [70, 90]);
+      const r = new Rng(72);
+      const codes = be.uploadInt(
+        Int32Array.from({ length: 70 * 20 }, () => r.int(50)),
+        [70, 20],
+      );
+      const books = be.upload(rand(2 * 50 * 8, 73), [2, 50, 8]);
+      const layout = { out: 157, in: 70, d: 8, nb: 20, K: 50, partCols: 10 };
+      const x = be.upload(rand(2000 * 6, 74), [2000, 6]);
+      const c = be.upload(rand(300 * 6, 75), [300, 6]);
+      const qkv = [76, 77, 78].map((s) => be.upload(rand(2 * 20 * 4 * 8, s), [2, 20, 32]));
+      const p = { numHeads: 4, numKvHeads: 4, headDim: 8, kvLength: 20, queryOffset: 0, slidingWindow: null };
+      return [
+        be.matmul(a, b),
+        be.matmul(b, a, { transposeA: true, transposeB: true }),
+        be.codebook_linear(a, codes, books, null, layout),
+        be.codebook_linear(be.narrow(be.reshape(a, [1, 150, 70]), 0, 3), codes, books, null, layout),
+        be.kmeans_assign(x, c).distances,
+        be.attention(qkv[0], qkv[1], qkv[2], p),
+      ];
+    };
+    const [r1, r2] = [runs(one), runs(two)];
+    for (let i = 0; i < r1.length; i++) expect(await two.read(r2[i]), `result ${i}`).toEqual(await one.read(r1[i]));
+    const assign = (be: CpuBackend) =>
+      be.readInt(
+        be.kmeans_assign(be.upload(rand(2000 * 6, 74), [2000, 6]), be.upload(rand(300 * 6, 75), [300, 6])).codes,
+      );
+    expect(await assign(two)).toEqual(await assign(one));
+  });
+
+  it("splits large jobs across its worker threads", async () => {
+    const be = new CpuBackend({ threads: 2 });
+    const a = be.upload(rand(400 * 400, 80), [400, 400]);
+    // workers start asynchronously and race the calling thread for chunks: a few products make sure they joined
+    for (let i = 0; i < 50 && be.workerChunks() === 0; i++) be.matmul(a, a);
+    expect(be.workerChunks()).toBeGreaterThan(0);
   });
 });

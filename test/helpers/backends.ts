@@ -4,8 +4,20 @@
 import { it } from "vitest";
 import { type Backend, CpuBackend, type OpName, Rng } from "../../src/index.js";
 
-/** The reference loops and the CPU backend's fast tier (WebAssembly kernels where supported). */
-export const BACKENDS: Backend[] = [new CpuBackend({ tier: "reference" }), new CpuBackend()];
+/**
+ * The reference loops and the CPU backend's fast tier (WebAssembly kernels where supported), on one thread and
+ * on two threads with every job split across both (so small test shapes exercise the chunked, shared-memory path).
+ */
+export const BACKENDS: Backend[] = [
+  new CpuBackend({ tier: "reference" }),
+  new CpuBackend({ threads: 1 }),
+  new CpuBackend({ threads: 2, parallelMinFlops: 0 }),
+];
+
+/** A backend's name for test titles: the CPU tiers with what runs them. */
+export function label(be: Backend): string {
+  return be instanceof CpuBackend ? `${be.name} (${be.describe()})` : be.name;
+}
 
 /** NMSE for an f32 backend against float64 oracles. */
 export const TOL = 1e-10;

@@ -5,6 +5,8 @@
 //   cn [Kp]: ‖c_k‖², +∞ for padding (Kp: K rounded up to 8) · codes i32 [N] · dist [N] · scratch [16·d·4] bytes.
 // SIMD runs across centroids (8 per step in two lane sets); 4 vectors share each load of the centroids.
 
+import { madd } from "./simd";
+
 @inline function lanesMin(best: v128, idx: v128, bestD: f32, bestK: i32): i64 {
   // folds the 4 lanes (distance, index) into (bestD, bestK): smaller distance wins, ties to the lower index
   let d: f32 = bestD;
@@ -90,14 +92,14 @@ export function kmeansAssign(
         const s1 = v128.load(s, 16);
         const s2 = v128.load(s, 32);
         const s3 = v128.load(s, 48);
-        a0 = f32x4.add(a0, f32x4.mul(s0, c));
-        a1 = f32x4.add(a1, f32x4.mul(s1, c));
-        a2 = f32x4.add(a2, f32x4.mul(s2, c));
-        a3 = f32x4.add(a3, f32x4.mul(s3, c));
-        h0 = f32x4.add(h0, f32x4.mul(s0, ch));
-        h1 = f32x4.add(h1, f32x4.mul(s1, ch));
-        h2 = f32x4.add(h2, f32x4.mul(s2, ch));
-        h3 = f32x4.add(h3, f32x4.mul(s3, ch));
+        a0 = madd(s0, c, a0);
+        a1 = madd(s1, c, a1);
+        a2 = madd(s2, c, a2);
+        a3 = madd(s3, c, a3);
+        h0 = madd(s0, ch, h0);
+        h1 = madd(s1, ch, h1);
+        h2 = madd(s2, ch, h2);
+        h3 = madd(s3, ch, h3);
       }
       let m = f32x4.lt(a0, b0);
       b0 = v128.bitselect(a0, b0, m);
@@ -145,7 +147,7 @@ export function kmeansAssign(
       let a0 = v128.load(cn + (<usize>k << 2));
       for (let j = 0; j < d; j++) {
         const c = v128.load(cT + (<usize>(j * Kp + k) << 2));
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(scratch + (<usize>(j * 4) << 4)), c));
+        a0 = madd(v128.load(scratch + (<usize>(j * 4) << 4)), c, a0);
       }
       const m = f32x4.lt(a0, b0);
       b0 = v128.bitselect(a0, b0, m);

@@ -87,6 +87,10 @@ function checkCodebook(op: string, codes: Tensor, l: CodebookLayout): Int32Array
   return c;
 }
 
+function addBias(out: Float32Array, bias: Float32Array, M: number, N: number): void {
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] += bias[n];
+}
+
 function last(s: Shape): number {
   return s[s.length - 1];
 }
@@ -95,16 +99,21 @@ function check(cond: boolean, op: string, msg: string): void {
   if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
 }
 
-/** Below this many rows (token-by-token decoding) the fast tier's operand packing costs more than it saves. */
+/** Below this many query rows (token-by-token decoding) attention keeps the reference loop (per-head products
+ * too small to pay for copying K and V into the kernels' memory). */
 const FAST_MIN_ROWS = 8;
 
 export interface CpuBackendOptions {
   /**
-   * "fast" (default): hot ops run WebAssembly SIMD kernels where the engine supports them (so far:
-   * kmeans_assign, and matmul/linear/attention and its backward with ≥ 8 rows); "reference": the plain
-   * TypeScript loops everywhere, the oracle every fast kernel is tested against.
+   * "fast" (default): the hot ops (matmul, linear, codebook_linear, attention and its backward, kmeans_assign)
+   * run WebAssembly SIMD kernels where the engine supports them; "reference": the plain TypeScript loops
+   * everywhere, the oracle every fast kernel is tested against.
    */
   tier?: "fast" | "reference";
+  /** Threads for the fast tier's kernels (default: every core this process may use; 1 = no workers). */
+  threads?: number;
+  /** Jobs below this many flops stay on the calling thread (default 2²¹; tests pass 0 to split every job). */
+  parallelMinFlops?: number;
 }
 
 export class CpuBackend implements Backend {
@@ -113,8 +122,23 @@ export class CpuBackend implements Backend {
 
   constructor(opts: CpuBackendOptions = {}) {
     const tier = opts.tier ?? "fast";
-    this.kernels = tier === "fast" ? wasmKernels() : null;
+    if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1)) {
+      throw new BackendError("backend.threads", `threads must be an integer ≥ 1, got ${opts.threads}`);
+    }
+    this.kernels = tier === "fast" ? wasmKernels(opts.threads, opts.parallelMinFlops) : null;
     this.name = this.kernels ? "cpu" : "reference";
+  }
+
+  /** Chunks of kernel jobs the fast tier's worker threads have run (0 without workers). */
+  workerChunks(): number {
+    return this.kernels?.workerChunks() ?? 0;
+  }
+
+  /** What runs the ops: "reference (TypeScript)" or e.g. "WebAssembly SIMD, 2 threads". */
+  describe(): string {
+    const k = this.kernels;
+    if (!k) return "reference (TypeScript loops)";
+    return `WebAssembly ${k.relaxed ? "relaxed SIMD (FMA)" : "SIMD"}, ${k.threads} thread${k.threads > 1 ? "s" : ""}`;
   }
 
   supports(_op: OpName): boolean {
@@ -160,7 +184,7 @@ export class CpuBackend implements Backend {
     const [Kb, N] = tB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
     check(K === Kb, "matmul", `inner dims differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
     const out = new Float32Array(M * N);
-    const run = this.kernels && M >= FAST_MIN_ROWS ? this.kernels.matmul : matmul_forward;
+    const run = this.kernels ? this.kernels.matmul : matmul_forward;
     run(out, f32(a, "matmul a"), f32(b, "matmul b"), M, K, N, tA, tB);
     return new CpuTensor(out, [M, N]);
   }
@@ -178,16 +202,32 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(M * N);
     const xs = f32(x, "linear x");
     const ws = f32(weight, "linear weight");
-    if (this.kernels && M >= FAST_MIN_ROWS) {
+    if (this.kernels) {
       this.kernels.matmul(out, xs, ws, M, K, N, false, true);
-      if (bias) {
-        const bs = f32(bias, "linear bias");
-        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] += bs[n];
-      }
+      if (bias) addBias(out, f32(bias, "linear bias"), M, N);
     } else {
       linear_forward(out, xs, ws, bias && f32(bias, "linear bias"), M, K, N);
     }
     return new CpuTensor(out, [...x.shape.slice(0, -1), N]);
+  }
+
+  codebook_linear(x: Tensor, codes: Tensor, codebooks: Tensor, bias: Tensor | null, l: CodebookLayout): Tensor {
+    check(last(x.shape) === l.in, "codebook_linear", `x must be [..., ${l.in}], got ${formatShape(x.shape)}`);
+    check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
+    if (!this.kernels) {
+      // the maths: decode W, then y = x·Wᵀ + b
+      const w = this.codebook_decode(codes, codebooks, l);
+      return this.linear(x, w, bias);
+    }
+    const m = Math.ceil(l.nb / l.partCols);
+    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), "codebook_linear", `codebooks must be [${m}, ${l.K}, ${l.d}]`);
+    const c = checkCodebook("codebook_linear", codes, l);
+    const M = numel(x.shape) / l.in;
+    const out = new Float32Array(M * l.out);
+    const cb = f32(codebooks, "codebook_linear codebooks");
+    this.kernels.codebookMatmul(out, f32(x, "codebook_linear x"), c, cb, M, l.in, l.out, l.nb, l.K, l.d, l.partCols);
+    if (bias) addBias(out, f32(bias, "codebook_linear bias"), M, l.out);
+    return new CpuTensor(out, [...x.shape.slice(0, -1), l.out]);
   }
 
   add(a: Tensor, b: Tensor): Tensor {
