@@ -14,7 +14,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const out = path.join(root, "src/backend/wasm/kernels_wasm.ts");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "cluscomp-wasm-"));
 const asc = path.join(root, "node_modules/assemblyscript/bin/asc.js");
-const version = JSON.parse(fs.readFileSync(path.join(root, "node_modules/assemblyscript/package.json"), "utf8")).version;
+const version = JSON.parse(
+  fs.readFileSync(path.join(root, "node_modules/assemblyscript/package.json"), "utf8"),
+).version;
 // flags fixed here: the bytes depend only on the sources and the pinned AssemblyScript version
 const common = ["--optimizeLevel", "3", "--shrinkLevel", "0", "--noAssert", "--runtime", "stub", "--importMemory"];
 // 65536 pages = 4 GiB, wasm32's limit; the host creates the shared memory with this maximum or less
