@@ -139,6 +139,7 @@ export interface Backend {
   /** Whether this backend implements `op`; callers skip (and report) what it does not. */
   supports(op: OpName): boolean;
 
+  /** A tensor holding `data`. The CPU backend keeps the array itself (no copy): do not modify it afterwards. */
   upload(data: Float32Array, shape: Shape): Tensor;
   uploadInt(data: Int32Array, shape: Shape): Tensor;
   /** A zero-filled f32 tensor (e.g. a KV cache). */

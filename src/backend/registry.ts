@@ -12,8 +12,11 @@ export interface BackendOptions {
 export async function createBackend(name: string, opts: BackendOptions = {}): Promise<Backend> {
   switch (name) {
     case "cpu":
-    case "auto":
-      return new CpuBackend({ threads: opts.threads });
+    case "auto": {
+      const be = new CpuBackend({ threads: opts.threads });
+      await be.ready(); // workers that have not started by then join later; jobs run on this thread meanwhile
+      return be;
+    }
     case "reference":
       return new CpuBackend({ tier: "reference" });
     default:

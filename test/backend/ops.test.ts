@@ -393,6 +393,7 @@ describe("CPU backend tiers", () => {
   it("gives bit-identical results on one thread and on two (chunks are split, never the arithmetic)", async () => {
     const one = new CpuBackend({ threads: 1 });
     const two = new CpuBackend({ threads: 2, parallelMinFlops: 0 });
+    expect(await two.ready()).toBe(true);
     const runs = (be: CpuBackend) => {
       const a = be.upload(rand(150 * 70, 70), [150, 70]);
       const b = be.upload(rand(70 * 90, 71), [70, 90]);
@@ -427,8 +428,9 @@ describe("CPU backend tiers", () => {
 
   it("splits large jobs across its worker threads", async () => {
     const be = new CpuBackend({ threads: 2 });
+    expect(await be.ready()).toBe(true);
     const a = be.upload(rand(400 * 400, 80), [400, 400]);
-    // workers start asynchronously and race the calling thread for chunks: a few products make sure they joined
+    // the workers race the calling thread for chunks: a few products make sure they took some
     for (let i = 0; i < 50 && be.workerChunks() === 0; i++) be.matmul(a, a);
     expect(be.workerChunks()).toBeGreaterThan(0);
   });

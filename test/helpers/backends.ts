@@ -13,6 +13,9 @@ export const BACKENDS: Backend[] = [
   new CpuBackend({ threads: 1 }),
   new CpuBackend({ threads: 2, parallelMinFlops: 0 }),
 ];
+// the two-thread backend splits jobs only once its workers run: wait for them before any test
+for (const be of BACKENDS)
+  if (be instanceof CpuBackend && !(await be.ready())) throw new Error("worker threads did not start");
 
 /** A backend's name for test titles: the CPU tiers with what runs them. */
 export function label(be: Backend): string {

@@ -80,10 +80,24 @@ function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: Attentio
   return { B, T, S, H, Hkv, D, kvLength: p.kvLength, queryOffset: p.queryOffset, slidingWindow: p.slidingWindow };
 }
 
+/** Smallest and largest value of each code array seen (no op writes i32 tensors, so they hold). */
+const codeRange = new WeakMap<Int32Array, [number, number]>();
+
 function checkCodebook(op: string, codes: Tensor, l: CodebookLayout): Int32Array {
   check(shapeEquals(codes.shape, [l.in, l.nb]), op, `codes must be [${l.in}, ${l.nb}]`);
   const c = i32(codes, `${op} codes`);
-  for (let i = 0; i < c.length; i++) check(c[i] >= 0 && c[i] < l.K, op, `code ${c[i]} ≥ K = ${l.K}`);
+  let range = codeRange.get(c);
+  if (!range) {
+    let [lo, hi] = [0, 0];
+    for (let i = 0; i < c.length; i++) {
+      if (c[i] < lo) lo = c[i];
+      else if (c[i] > hi) hi = c[i];
+    }
+    range = [lo, hi];
+    codeRange.set(c, range);
+  }
+  check(range[0] >= 0, op, `negative code ${range[0]}`);
+  check(range[1] < l.K, op, `code ${range[1]} ≥ K = ${l.K}`);
   return c;
 }
 
@@ -112,7 +126,7 @@ export interface CpuBackendOptions {
   tier?: "fast" | "reference";
   /** Threads for the fast tier's kernels (default: every core this process may use; 1 = no workers). */
   threads?: number;
-  /** Jobs below this many flops stay on the calling thread (default 2²¹; tests pass 0 to split every job). */
+  /** Jobs below this many flops stay on the calling thread (default 2¹⁸; tests pass 0 to split every job). */
   parallelMinFlops?: number;
 }
 
@@ -127,6 +141,15 @@ export class CpuBackend implements Backend {
     }
     this.kernels = tier === "fast" ? wasmKernels(opts.threads, opts.parallelMinFlops) : null;
     this.name = this.kernels ? "cpu" : "reference";
+  }
+
+  /**
+   * Resolves once the fast tier's worker threads have started (true), or false if they did not within 10 s.
+   * Until then every job runs on the calling thread; browsers start workers only when their creator yields to
+   * its event loop, so await this after creating the backend there (createBackend does).
+   */
+  async ready(): Promise<boolean> {
+    return this.kernels ? this.kernels.ready() : true;
   }
 
   /** Chunks of kernel jobs the fast tier's worker threads have run (0 without workers). */

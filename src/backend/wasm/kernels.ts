@@ -16,7 +16,7 @@ import { ChunkRunner, CTRL, CTRL_BYTES, canBlock } from "./threads.js";
 const OP = { matmulNT: 2, kmeansAssign: 3, codebookMatmul: 4, transpose: 5 } as const;
 
 /** Jobs below this many flops run on the calling thread alone (waking the workers costs tens of µs). */
-export const PARALLEL_MIN_FLOPS = 1 << 21;
+export const PARALLEL_MIN_FLOPS = 1 << 18;
 /** Chunk shapes: output rows × columns per chunk (columns a multiple of 4). */
 const NT_ROWS = 64;
 const NT_COLS = 32;
@@ -37,6 +37,8 @@ export interface WasmKernels {
   readonly relaxed: boolean;
   /** Chunks run by worker threads so far (0 on one thread). */
   workerChunks(): number;
+  /** Resolves true once the worker threads have started (jobs run on the calling thread alone until then). */
+  ready(): Promise<boolean>;
   /** As kmeans_assign_forward (f32 arithmetic: near-ties may resolve differently from the f64 reference). */
   kmeansAssign(
     codes: Int32Array,
@@ -180,6 +182,7 @@ function createKernels(threads: number, parallelMinFlops: number): WasmKernels |
     threads: T,
     relaxed,
     workerChunks: () => runner.workerChunks(),
+    ready: () => runner.ready(),
     kmeansAssign(codes, distances, x, c, N, K, d) {
       const Kp = Math.ceil(K / 8) * 8;
       const at = reserve([N * d * 4, d * Kp * 4, Kp * 4, N * 4, N * 4, T * 64 * d]);

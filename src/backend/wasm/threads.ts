@@ -4,11 +4,23 @@
 // the shared counter like every worker; chunks write disjoint outputs with the same arithmetic whoever runs
 // them, so results do not depend on the thread count. The caller blocks (Atomics.wait) until every worker has
 // finished the job, so one job is in flight at a time and a late worker never sees the next job's arguments.
+// Jobs go parallel only once every worker has started (browsers start a worker only when its creator returns to
+// its event loop: `ready()` waits for that); until then the calling thread runs them alone.
 
 import { BackendError } from "../../errors.js";
 
 /** Control block words (i32 index). */
-export const CTRL = { seq: 0, next: 1, count: 2, done: 3, op: 4, failed: 5, workerChunks: 6, args: 8 } as const;
+export const CTRL = {
+  seq: 0,
+  next: 1,
+  count: 2,
+  done: 3,
+  op: 4,
+  failed: 5,
+  workerChunks: 6,
+  ready: 7,
+  args: 8,
+} as const;
 /** Bytes reserved at address 0 for the control block. */
 export const CTRL_BYTES = 256;
 
@@ -22,7 +34,8 @@ function serve(module, memory, tid) {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const runChunk = instance.exports.runChunk;
   const ctrl = new Int32Array(memory.buffer, 0, 16);
-  let seen = 0;
+  let seen = Atomics.load(ctrl, ${CTRL.seq});
+  Atomics.add(ctrl, ${CTRL.ready}, 1);
   for (;;) {
     Atomics.wait(ctrl, ${CTRL.seq}, seen);
     seen = Atomics.load(ctrl, ${CTRL.seq});
@@ -95,7 +108,7 @@ export class ChunkRunner {
     memory: WebAssembly.Memory,
     threads: number,
   ) {
-    this.ctrl = new Int32Array(memory.buffer, 0, 16);
+    this.ctrl = new Int32Array(memory.buffer, 0, 16); // used with workers only: then the memory is shared
     this.threads = threads > 1 && startWorkers(module, memory, threads - 1) ? threads : 1;
   }
 
@@ -104,12 +117,12 @@ export class ChunkRunner {
    * ~tens of µs), else on this one.
    */
   run(n: number, parallel: boolean): void {
-    if (!parallel || this.threads === 1 || n === 1) {
+    const workers = this.threads - 1;
+    if (!parallel || workers === 0 || n === 1 || Atomics.load(this.ctrl, CTRL.ready) < workers) {
       for (let c = 0; c < n; c++) this.runChunk(c, 0);
       return;
     }
     const ctrl = this.ctrl;
-    const workers = this.threads - 1;
     Atomics.store(ctrl, CTRL.count, n);
     Atomics.store(ctrl, CTRL.next, 0);
     Atomics.store(ctrl, CTRL.done, 0);
@@ -130,9 +143,20 @@ export class ChunkRunner {
     }
   }
 
+  /** Resolves true once every worker has started (false after `timeoutMs`), yielding to the event loop. */
+  async ready(timeoutMs = 10_000): Promise<boolean> {
+    const t0 = Date.now();
+    while (this.threads > 1 && Atomics.load(this.ctrl, CTRL.ready) < this.threads - 1) {
+      if (Date.now() - t0 > timeoutMs) return false;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    return true;
+  }
+
   /** Chunks the workers have run so far (a count for tests and benchmarks; wraps at 2³¹). */
   workerChunks(): number {
-    return Atomics.load(this.ctrl, CTRL.workerChunks);
+    // one thread: the memory may be unshared, and growing it detaches the control block's view
+    return this.threads === 1 ? 0 : Atomics.load(this.ctrl, CTRL.workerChunks);
   }
 
   private awaitWorkers(workers: number): void {

@@ -1,0 +1,89 @@
+// In-browser checks of the CPU backend's fast tier against its reference loops, run by test/browser/browser.test.ts
+// in headless Chromium (on a page's main thread and inside a Web Worker). Imports the compiled package (dist/).
+import { CpuBackend } from "../../dist/backend/cpu/index.js";
+
+function rand(n, seed) {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  });
+}
+
+function nmse(y, r) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < r.length; i++) {
+    num += (y[i] - r[i]) ** 2;
+    den += r[i] ** 2;
+  }
+  return y.length === r.length ? num / Math.max(den, 1e-30) : Number.POSITIVE_INFINITY;
+}
+
+const CASES = [
+  [
+    "matmul x·Wᵀ 70×90 · 100×90",
+    (be) => be.matmul(be.upload(rand(6300, 1), [70, 90]), be.upload(rand(9000, 2), [100, 90]), { transposeB: true }),
+  ],
+  [
+    "matmul Aᵀ·B 33×129 · 33×65",
+    (be) =>
+      be.matmul(be.upload(rand(33 * 129, 3), [33, 129]), be.upload(rand(33 * 65, 4), [33, 65]), { transposeA: true }),
+  ],
+  [
+    "kmeans_assign N=3000 K=300 d=6",
+    (be) => be.kmeans_assign(be.upload(rand(18000, 5), [3000, 6]), be.upload(rand(1800, 6), [300, 6])).distances,
+  ],
+  ...[3, 70].map((M) => [
+    `codebook_linear M=${M} out=157 in=300 d=8 K=50 m=2`,
+    (be) => {
+      const codes = Int32Array.from(rand(300 * 20, 7 + M), (v) => Math.floor((v + 0.5) * 50));
+      return be.codebook_linear(
+        be.upload(rand(M * 300, 8), [M, 300]),
+        be.uploadInt(codes, [300, 20]),
+        be.upload(rand(800, 9), [2, 50, 8]),
+        null,
+        {
+          out: 157,
+          in: 300,
+          d: 8,
+          nb: 20,
+          K: 50,
+          partCols: 10,
+        },
+      );
+    },
+  ]),
+  [
+    "attention B=2 T=20 H=4 D=8",
+    (be) => {
+      const [q, k, v] = [10, 11, 12].map((s) => be.upload(rand(2 * 20 * 32, s), [2, 20, 32]));
+      return be.attention(q, k, v, {
+        numHeads: 4,
+        numKvHeads: 4,
+        headDim: 8,
+        kvLength: 20,
+        queryOffset: 0,
+        slidingWindow: null,
+      });
+    },
+  ],
+];
+
+/** Runs every case on the reference and on the fast tier with `threads` threads (every job split). */
+export async function runChecks(threads) {
+  const ref = new CpuBackend({ tier: "reference" });
+  const fast = new CpuBackend({ threads, parallelMinFlops: 0 });
+  const ready = await fast.ready();
+  const checks = [];
+  for (const [name, f] of CASES) checks.push({ name, nmse: nmse(await fast.read(f(fast)), await ref.read(f(ref))) });
+  const big = fast.upload(rand(400 * 400, 13), [400, 400]);
+  for (let i = 0; i < 50 && fast.workerChunks() === 0 && fast.describe().endsWith("threads"); i++)
+    fast.matmul(big, big);
+  return {
+    describe: fast.describe(),
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    checks,
+    workerChunks: fast.workerChunks(),
+  };
+}
