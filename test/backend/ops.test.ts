@@ -149,17 +149,24 @@ for (const be of BACKENDS) {
       );
     }
 
-    op("silu_mul", "[41] seed 30", async () => {
-      const g = rand(41, 30, 3);
-      const u = rand(41, 31);
-      const y = await be.read(be.silu_mul(be.upload(g, [41]), be.upload(u, [41])));
-      expect(
-        nmse(
-          y,
-          Array.from(g, (x, i) => (x / (1 + Math.exp(-x))) * u[i]),
-        ),
-      ).toBeLessThan(TOL);
-    });
+    // one chunk, and several chunks of 16,384 with a cut last one; large |gate| (exp over- and underflow)
+    for (const [n, scale, seed] of [
+      [41, 3, 30],
+      [40000, 30, 33],
+    ] as const) {
+      op("silu_mul", `[${n}] gate scale ${scale} seed ${seed}`, async () => {
+        const g = rand(n, seed, scale);
+        const u = rand(n, seed + 1);
+        const y = await be.read(be.silu_mul(be.upload(g, [n]), be.upload(u, [n])));
+        expect(
+          nmse(
+            y,
+            Array.from(g, (x, i) => (x / (1 + Math.exp(-x))) * u[i]),
+          ),
+        ).toBeLessThan(TOL);
+        expect(y.every(Number.isFinite)).toBe(true);
+      });
+    }
 
     op("embedding", "ids[2,3] table[11,5]", async () => {
       const table = rand(55, 32);

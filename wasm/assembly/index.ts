@@ -7,6 +7,7 @@
 
 import { codebookBlock, codebookBlockVector } from "./codebook_matmul";
 import { kmeansAssign } from "./kmeans_assign";
+import { siluMul } from "./silu_mul";
 import { ntBlock } from "./matmul";
 import { transposeRows } from "./transpose";
 
@@ -14,6 +15,7 @@ const OP_MATMUL_NT = 2;
 const OP_KMEANS_ASSIGN = 3;
 const OP_CODEBOOK_MATMUL = 4;
 const OP_TRANSPOSE = 5;
+const OP_SILU_MUL = 6;
 
 @inline function arg(i: i32): i32 {
   return load<i32>(<usize>(8 + i) << 2);
@@ -43,6 +45,10 @@ export function runChunk(c: i32, tid: i32): void {
     // dst [C, R] = src [R, C]ᵀ: src, dst, R, C, source rows per chunk
     const r0 = c * arg(4);
     transposeRows(ptr(0), ptr(1), arg(2), arg(3), r0, min(arg(2), r0 + arg(4)));
+  } else if (op == OP_SILU_MUL) {
+    // gate, up, out, n, elements per chunk
+    const i0 = c * arg(4);
+    siluMul(ptr(0), ptr(1), ptr(2), i0, min(arg(3), i0 + arg(4)));
   } else if (op == OP_KMEANS_ASSIGN) {
     // x, N, cT, cn, Kp, d, codes, dist, scratch (64·d bytes per thread), vectors per chunk
     const d = arg(5);

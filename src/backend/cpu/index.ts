@@ -119,8 +119,8 @@ const FAST_MIN_ROWS = 8;
 
 export interface CpuBackendOptions {
   /**
-   * "fast" (default): the hot ops (matmul, linear, codebook_linear, attention and its backward, kmeans_assign)
-   * run WebAssembly SIMD kernels where the engine supports them; "reference": the plain TypeScript loops
+   * "fast" (default): the hot ops (matmul, linear, codebook_linear, attention and its backward, kmeans_assign,
+   * silu_mul) run WebAssembly SIMD kernels where the engine supports them; "reference": the plain TypeScript loops
    * everywhere, the oracle every fast kernel is tested against.
    */
   tier?: "fast" | "reference";
@@ -307,7 +307,12 @@ export class CpuBackend implements Backend {
     check(shapeEquals(gate.shape, up.shape), "silu_mul", "gate and up shapes differ");
     const n = numel(gate.shape);
     const out = new Float32Array(n);
-    silu_mul_forward(out, f32(gate, "silu_mul gate"), f32(up, "silu_mul up"), n);
+    (this.kernels ? this.kernels.siluMul : silu_mul_forward)(
+      out,
+      f32(gate, "silu_mul gate"),
+      f32(up, "silu_mul up"),
+      n,
+    );
     return new CpuTensor(out, gate.shape);
   }
 

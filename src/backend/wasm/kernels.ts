@@ -9,11 +9,12 @@
 import { codebook_decode_forward } from "../cpu/codebook_decode.js";
 import { kmeans_assign_forward } from "../cpu/kmeans_assign.js";
 import { linear_forward, matmul_forward } from "../cpu/matmul.js";
+import { silu_mul_forward } from "../cpu/silu_mul.js";
 import { KERNELS_WASM_BASE64 } from "./kernels_wasm.js";
 import { ChunkRunner, CTRL, CTRL_BYTES, canBlock } from "./threads.js";
 
 /** Op numbers of wasm/assembly/index.ts. */
-const OP = { matmulNT: 2, kmeansAssign: 3, codebookMatmul: 4, transpose: 5 } as const;
+const OP = { matmulNT: 2, kmeansAssign: 3, codebookMatmul: 4, transpose: 5, siluMul: 6 } as const;
 
 /** Jobs below this many flops run on the calling thread alone (waking the workers costs tens of µs). */
 export const PARALLEL_MIN_FLOPS = 1 << 18;
@@ -22,6 +23,7 @@ const NT_ROWS = 64;
 const NT_COLS = 32;
 const KMEANS_VECTORS = 512;
 const TRANSPOSE_ROWS = 64;
+const SILU_ELEMENTS = 16384;
 const CODEBOOK_ROWS = 64;
 /** Up to this many rows the codebook matmul takes its vector (decoding) shape. */
 const CODEBOOK_VECTOR_ROWS = 4;
@@ -60,6 +62,8 @@ export interface WasmKernels {
     tA: boolean,
     tB: boolean,
   ): void;
+  /** As silu_mul_forward: out = silu(gate) · up over n elements (f32 exp). */
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   /**
    * out [M, outF] = x [M, inF] · Wᵀ with W = codebook_decode(codes, codebooks) never formed: codes i32 [inF, nb],
    * codebooks f32 [m, K, d], part(v) = ⌊v / partCols⌋ (no bias).
@@ -232,6 +236,18 @@ function createKernels(threads: number, parallelMinFlops: number): WasmKernels |
       const cc = Math.ceil(N / NT_COLS);
       job(OP.matmulNT, [oa, ob, oc, M, K, N, NT_ROWS, NT_COLS, cc], Math.ceil(M / NT_ROWS) * cc, 2 * M * N * K);
       out.set(new Float32Array(mem.buffer, oc, M * N));
+    },
+
+    siluMul(out, gate, up, n) {
+      const at = reserve([n * 4, n * 4, n * 4]);
+      if (!at) return silu_mul_forward(out, gate, up, n);
+      const [og, ou, oo] = at;
+      const f32 = new Float32Array(mem.buffer);
+      f32.set(gate.subarray(0, n), og / 4);
+      f32.set(up.subarray(0, n), ou / 4);
+      // ~20 flop-equivalents per element (exp, divide): parallel from about 13,000 elements
+      job(OP.siluMul, [og, ou, oo, n, SILU_ELEMENTS], Math.ceil(n / SILU_ELEMENTS), 20 * n);
+      out.set(new Float32Array(mem.buffer, oo, n));
     },
 
     codebookMatmul(out, x, codes, codebooks, M, inF, outF, nb, K, d, partCols) {
