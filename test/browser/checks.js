@@ -81,6 +81,7 @@ export async function runChecks(threads) {
   for (let i = 0; i < 50 && fast.workerChunks() === 0 && fast.describe().endsWith("threads"); i++)
     fast.matmul(big, big);
   return {
+    ready,
     describe: fast.describe(),
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     checks,
