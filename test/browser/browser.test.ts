@@ -94,7 +94,7 @@ describe.skipIf(!have)(
       const r = await run("isolated", "worker");
       expect(r.crossOriginIsolated).toBe(true);
       expect(r.describe).toMatch(/^WebAssembly (relaxed )?SIMD.*, 2 threads$/);
-    expect(r.ready).toBe(true);
+      expect(r.ready).toBe(true);
       expect(r.workerChunks).toBeGreaterThan(0);
     });
 
