@@ -11,7 +11,10 @@
 import { madd } from "./simd";
 import { ntBlock } from "./matmul";
 
-/** y[i0..i1, columns of vectors v0..v1] (v1 − v0 ≤ 8); scratch holds 8·d × (KB + 4) floats. */
+/**
+ * y[i0..i1, columns of vectors v0..v1] (v1 − v0 ≤ 8) in the matrix shape (scratch: 8·d × (KB + 4) floats) or,
+ * with `vector`, the vector shape (scratch: KB × 8·d floats).
+ */
 export function codebookBlock(
   x: usize,
   inF: i32,
@@ -29,7 +32,12 @@ export function codebookBlock(
   v1: i32,
   scratch: usize,
   KB: i32,
+  vector: bool,
 ): void {
+  if (vector) {
+    codebookBlockVector(x, inF, codes, nb, cb, K, d, partCols, y, outF, i0, i1, v0, v1, scratch, KB);
+    return;
+  }
   const P = min(v1 * d, outF) - v0 * d; // output columns of this panel (the last vector may be cut)
   // scratch rows are KB + 4 floats apart: a power-of-two stride would put every row in the same few L1 sets
   const ld = KB + 4;
@@ -54,8 +62,8 @@ export function codebookBlock(
   }
 }
 
-/** As codebookBlock, for a few rows; scratch holds KB × 8·d floats (+ 8 of padding). */
-export function codebookBlockVector(
+/** codebookBlock's vector shape, for a few rows. */
+function codebookBlockVector(
   x: usize,
   inF: i32,
   codes: usize,

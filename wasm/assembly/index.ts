@@ -5,7 +5,7 @@
 // Control block, i32 words: 0 job sequence · 1 next chunk · 2 chunk count · 3 workers done · 4 op ·
 // 8.. the op's arguments (byte offsets and sizes, as listed per op below). The host fills it (src/backend/wasm).
 
-import { codebookBlock, codebookBlockVector } from "./codebook_matmul";
+import { codebookBlock } from "./codebook_matmul";
 import { kmeansAssign } from "./kmeans_assign";
 import { siluMul } from "./silu_mul";
 import { ntBlock } from "./matmul";
@@ -73,44 +73,24 @@ export function runChunk(c: i32, tid: i32): void {
     const R = arg(11);
     const i0 = (c / pc) * R;
     const v0 = (c % pc) * 8;
-    if (arg(16)) {
-      codebookBlockVector(
-        ptr(0),
-        arg(2),
-        ptr(3),
-        arg(4),
-        ptr(5),
-        arg(6),
-        arg(7),
-        arg(8),
-        ptr(9),
-        arg(10),
-        i0,
-        min(arg(1), i0 + R),
-        v0,
-        min(arg(4), v0 + 8),
-        ptr(13) + <usize>tid * ptr(14),
-        arg(15),
-      );
-    } else {
-      codebookBlock(
-        ptr(0),
-        arg(2),
-        ptr(3),
-        arg(4),
-        ptr(5),
-        arg(6),
-        arg(7),
-        arg(8),
-        ptr(9),
-        arg(10),
-        i0,
-        min(arg(1), i0 + R),
-        v0,
-        min(arg(4), v0 + 8),
-        ptr(13) + <usize>tid * ptr(14),
-        arg(15),
-      );
-    }
+    codebookBlock(
+      ptr(0),
+      arg(2),
+      ptr(3),
+      arg(4),
+      ptr(5),
+      arg(6),
+      arg(7),
+      arg(8),
+      ptr(9),
+      arg(10),
+      i0,
+      min(arg(1), i0 + R),
+      v0,
+      min(arg(4), v0 + 8),
+      ptr(13) + <usize>tid * ptr(14),
+      arg(15),
+      arg(16) != 0,
+    );
   }
 }
