@@ -18,7 +18,7 @@ for (const be of BACKENDS) {
       [5, 31, 9, false, false, 4],
       [6, 17, 11, true, false, 5],
       [3, 7, 29, true, true, 6],
-      // ≥ 8 rows: the fast tier's kernel, all four storage orders, sizes off its 4×8 tile
+      // all four storage orders at sizes off the fast tier's 2×4 register block and 64×32 chunks
       [9, 17, 13, false, false, 7],
       [12, 5, 3, true, false, 8],
       [17, 33, 7, true, true, 9],
