@@ -6,17 +6,10 @@
 // Masks as attention.ts (causal from queryOffset, keys < kvLength, optional sliding window).
 
 import type { AttentionShape } from "./attention.js";
+import type { matmul_forward } from "./matmul.js";
 
-export type MatmulKernel = (
-  out: Float32Array,
-  a: Float32Array,
-  b: Float32Array,
-  M: number,
-  K: number,
-  N: number,
-  tA: boolean,
-  tB: boolean,
-) => void;
+/** A matmul with matmul_forward's signature (the fast tier passes its WebAssembly one). */
+export type MatmulKernel = typeof matmul_forward;
 
 /** Copies head h of rows [B=b, 0..rows) of x [B, rowsTotal, heads·D] into a contiguous [rows, D]. */
 function gather(

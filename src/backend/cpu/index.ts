@@ -83,8 +83,13 @@ function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: Attentio
 /** Smallest and largest value of each code array seen (no op writes i32 tensors, so they hold). */
 const codeRange = new WeakMap<Int32Array, [number, number]>();
 
-function checkCodebook(op: string, codes: Tensor, l: CodebookLayout): Int32Array {
+/** Checks codes (and codebooks, when given) against the layout; returns the codes. */
+function checkCodebook(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): Int32Array {
   check(shapeEquals(codes.shape, [l.in, l.nb]), op, `codes must be [${l.in}, ${l.nb}]`);
+  if (codebooks) {
+    const m = Math.ceil(l.nb / l.partCols);
+    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), op, `codebooks must be [${m}, ${l.K}, ${l.d}]`);
+  }
   const c = i32(codes, `${op} codes`);
   let range = codeRange.get(c);
   if (!range) {
@@ -242,9 +247,7 @@ export class CpuBackend implements Backend {
       const w = this.codebook_decode(codes, codebooks, l);
       return this.linear(x, w, bias);
     }
-    const m = Math.ceil(l.nb / l.partCols);
-    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), "codebook_linear", `codebooks must be [${m}, ${l.K}, ${l.d}]`);
-    const c = checkCodebook("codebook_linear", codes, l);
+    const c = checkCodebook("codebook_linear", codes, l, codebooks);
     const M = numel(x.shape) / l.in;
     const out = new Float32Array(M * l.out);
     const cb = f32(codebooks, "codebook_linear codebooks");
@@ -401,9 +404,7 @@ export class CpuBackend implements Backend {
   }
 
   codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor {
-    const m = Math.ceil(l.nb / l.partCols);
-    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), "codebook_decode", `codebooks must be [${m}, ${l.K}, ${l.d}]`);
-    const c = checkCodebook("codebook_decode", codes, l);
+    const c = checkCodebook("codebook_decode", codes, l, codebooks);
     const w = new Float32Array(l.out * l.in);
     codebook_decode_forward(w, c, f32(codebooks, "codebook_decode codebooks"), l.out, l.in, l.d, l.nb, l.K, l.partCols);
     return new CpuTensor(w, [l.out, l.in]);

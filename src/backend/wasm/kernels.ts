@@ -42,28 +42,11 @@ export interface WasmKernels {
   /** Resolves true once the worker threads have started (jobs run on the calling thread alone until then). */
   ready(): Promise<boolean>;
   /** As kmeans_assign_forward (f32 arithmetic: near-ties may resolve differently from the f64 reference). */
-  kmeansAssign(
-    codes: Int32Array,
-    distances: Float32Array,
-    x: Float32Array,
-    c: Float32Array,
-    N: number,
-    K: number,
-    d: number,
-  ): void;
+  kmeansAssign: typeof kmeans_assign_forward;
   /** As matmul_forward: out [M, N] = op(A) · op(B) (f32 accumulation). */
-  matmul(
-    out: Float32Array,
-    a: Float32Array,
-    b: Float32Array,
-    M: number,
-    K: number,
-    N: number,
-    tA: boolean,
-    tB: boolean,
-  ): void;
+  matmul: typeof matmul_forward;
   /** As silu_mul_forward: out = silu(gate) · up over n elements (f32 exp). */
-  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  siluMul: typeof silu_mul_forward;
   /**
    * out [M, outF] = x [M, inF] · Wᵀ with W = codebook_decode(codes, codebooks) never formed: codes i32 [inF, nb],
    * codebooks f32 [m, K, d], part(v) = ⌊v / partCols⌋ (no bias).
