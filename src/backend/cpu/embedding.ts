@@ -1,16 +1,5 @@
-// embedding: out[i, :] = table[ids[i], :] (table [V, C]). Returns the first out-of-range id's index, or −1.
+// embedding: out[i, :] = table[ids[i], :] (table [V, C]; ids checked in [0, V) by the backend).
 
-export function embedding_forward(
-  out: Float32Array,
-  ids: Int32Array,
-  table: Float32Array,
-  V: number,
-  C: number,
-): number {
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i];
-    if (id < 0 || id >= V) return i;
-    out.set(table.subarray(id * C, (id + 1) * C), i * C);
-  }
-  return -1;
+export function embedding_forward(out: Float32Array, ids: Int32Array, table: Float32Array, C: number): void {
+  for (let i = 0; i < ids.length; i++) out.set(table.subarray(ids[i] * C, (ids[i] + 1) * C), i * C);
 }

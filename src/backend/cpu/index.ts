@@ -14,9 +14,24 @@ import type {
   RtnLayout,
   Tensor,
 } from "../backend.js";
+import {
+  check,
+  checkAdamw,
+  checkAttention,
+  checkCodebookShapes,
+  checkCodeRange,
+  checkLinear,
+  checkMatmul,
+  checkNarrow,
+  checkRope,
+  checkRtn,
+  checkTokenIds,
+  checkWriteRows,
+  last,
+} from "../checks.js";
 import { type WasmKernels, wasmKernels } from "../wasm/kernels.js";
 import { adamw_forward } from "./adamw.js";
-import { type AttentionShape, attention_forward } from "./attention.js";
+import { attention_forward } from "./attention.js";
 import { attention_backward_forward } from "./attention_backward.js";
 import { attention_matmul_backward, attention_matmul_forward } from "./attention_matmul.js";
 import { codebook_decode_forward } from "./codebook_decode.js";
@@ -68,54 +83,16 @@ function i32(t: Tensor, what: string): Int32Array {
   return t.data;
 }
 
-function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): AttentionShape {
-  const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
-  check(q.shape.length === 3 && last(q.shape) === H * D, op, `q must be [B, T, ${H}·${D}]`);
-  check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, op, "k and v must be equal-shaped [B, S, C]");
-  check(last(k.shape) === Hkv * D && k.shape[0] === q.shape[0], op, `k must be [B, S, ${Hkv}·${D}]`);
-  check(H % Hkv === 0, op, "numHeads must be a multiple of numKvHeads");
-  const [B, T] = q.shape;
-  const S = k.shape[1];
-  check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, op, "kvLength out of range");
-  return { B, T, S, H, Hkv, D, kvLength: p.kvLength, queryOffset: p.queryOffset, slidingWindow: p.slidingWindow };
-}
-
-/** Smallest and largest value of each code array seen (no op writes i32 tensors, so they hold). */
-const codeRange = new WeakMap<Int32Array, [number, number]>();
-
 /** Checks codes (and codebooks, when given) against the layout; returns the codes. */
 function checkCodebook(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): Int32Array {
-  check(shapeEquals(codes.shape, [l.in, l.nb]), op, `codes must be [${l.in}, ${l.nb}]`);
-  if (codebooks) {
-    const m = Math.ceil(l.nb / l.partCols);
-    check(shapeEquals(codebooks.shape, [m, l.K, l.d]), op, `codebooks must be [${m}, ${l.K}, ${l.d}]`);
-  }
+  checkCodebookShapes(op, codes, l, codebooks);
   const c = i32(codes, `${op} codes`);
-  let range = codeRange.get(c);
-  if (!range) {
-    let [lo, hi] = [0, 0];
-    for (let i = 0; i < c.length; i++) {
-      if (c[i] < lo) lo = c[i];
-      else if (c[i] > hi) hi = c[i];
-    }
-    range = [lo, hi];
-    codeRange.set(c, range);
-  }
-  check(range[0] >= 0, op, `negative code ${range[0]}`);
-  check(range[1] < l.K, op, `code ${range[1]} ≥ K = ${l.K}`);
+  checkCodeRange(op, c, l.K);
   return c;
 }
 
 function addBias(out: Float32Array, bias: Float32Array, M: number, N: number): void {
   for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) out[m * N + n] += bias[n];
-}
-
-function last(s: Shape): number {
-  return s[s.length - 1];
-}
-
-function check(cond: boolean, op: string, msg: string): void {
-  if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
 }
 
 /** Below this many query rows (token-by-token decoding) attention keeps the reference loop (per-head products
@@ -205,12 +182,9 @@ export class CpuBackend implements Backend {
   }
 
   matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-    check(a.shape.length === 2 && b.shape.length === 2, "matmul", "operands must be 2-D");
+    const { M, K, N } = checkMatmul(a, b, opts);
     const tA = opts.transposeA ?? false;
     const tB = opts.transposeB ?? false;
-    const [M, K] = tA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
-    const [Kb, N] = tB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
-    check(K === Kb, "matmul", `inner dims differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
     const out = new Float32Array(M * N);
     const run = this.kernels ? this.kernels.matmul : matmul_forward;
     run(out, f32(a, "matmul a"), f32(b, "matmul b"), M, K, N, tA, tB);
@@ -218,15 +192,7 @@ export class CpuBackend implements Backend {
   }
 
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-    const K = last(x.shape);
-    const [N, Kw] = weight.shape;
-    check(
-      weight.shape.length === 2 && K === Kw,
-      "linear",
-      `x ${formatShape(x.shape)} vs weight ${formatShape(weight.shape)}`,
-    );
-    check(bias === null || shapeEquals(bias.shape, [N]), "linear", `bias must be [${N}]`);
-    const M = numel(x.shape) / K;
+    const { M, K, N } = checkLinear(x, weight, bias);
     const out = new Float32Array(M * N);
     const xs = f32(x, "linear x");
     const ws = f32(weight, "linear weight");
@@ -274,13 +240,7 @@ export class CpuBackend implements Backend {
   }
 
   rope(x: Tensor, cos: Tensor, sin: Tensor, p: RopeParams): Tensor {
-    check(
-      x.shape.length === 3 && last(x.shape) === p.numHeads * p.headDim,
-      "rope",
-      `x must be [B, T, ${p.numHeads}·${p.headDim}]`,
-    );
-    const [B, T] = x.shape;
-    check(cos.shape[1] === p.headDim / 2 && cos.shape[0] >= p.startPos + T, "rope", "cos/sin table too short");
+    const { B, T } = checkRope(x, cos, p);
     const out = new Float32Array(numel(x.shape));
     rope_forward(
       out,
@@ -323,14 +283,9 @@ export class CpuBackend implements Backend {
     check(table.shape.length === 2, "embedding", "table must be [V, C]");
     const [V, C] = table.shape;
     const idv = i32(ids, "embedding ids");
+    checkTokenIds("embedding", idv, V, false);
     const out = new Float32Array(idv.length * C);
-    const bad = embedding_forward(out, idv, f32(table, "embedding table"), V, C);
-    if (bad >= 0) {
-      throw new BackendError(
-        "backend.token_id",
-        `embedding: token id ${idv[bad]} at position ${bad} is outside [0, ${V})`,
-      );
-    }
+    embedding_forward(out, idv, f32(table, "embedding table"), C);
     return new CpuTensor(out, [...ids.shape, C]);
   }
 
@@ -353,26 +308,22 @@ export class CpuBackend implements Backend {
     const rows = numel(logits.shape) / V;
     check(numel(targets.shape) === rows, "cross_entropy", "one target per row of logits");
     const t = i32(targets, "cross_entropy targets");
-    for (let r = 0; r < rows; r++) {
-      if (t[r] >= V) throw new BackendError("backend.token_id", `cross_entropy: target ${t[r]} outside [0, ${V})`);
-    }
+    checkTokenIds("cross_entropy", t, V, true);
     const out = new Float32Array(rows);
     cross_entropy_forward(out, f32(logits, "cross_entropy logits"), t, rows, V);
     return new CpuTensor(out, targets.shape);
   }
 
   write_rows(dst: Tensor, src: Tensor, offset: number): void {
-    check(dst.shape.length === 3 && src.shape.length === 3, "write_rows", "dst and src must be [B, rows, C]");
-    const [B, cap, C] = dst.shape;
-    const T = src.shape[1];
-    check(src.shape[0] === B && src.shape[2] === C && offset + T <= cap, "write_rows", "src does not fit dst");
+    const { B, cap, T } = checkWriteRows(dst, src, offset);
+    const C = last(dst.shape);
     const d = f32(dst, "write_rows dst");
     const s = f32(src, "write_rows src");
     for (let b = 0; b < B; b++) d.set(s.subarray(b * T * C, (b + 1) * T * C), (b * cap + offset) * C);
   }
 
   narrow(x: Tensor, start: number, length: number): Tensor {
-    check(x.shape.length === 3 && start + length <= x.shape[1], "narrow", "range outside dim 1");
+    checkNarrow(x, start, length);
     const [B, T, C] = x.shape;
     const s = f32(x, "narrow x");
     const out = new Float32Array(B * length * C);
@@ -411,14 +362,7 @@ export class CpuBackend implements Backend {
   }
 
   rtn_decode(packed: Tensor, scales: Tensor, zeros: Tensor, l: RtnLayout): Tensor {
-    const ng = Math.ceil(l.in / l.group);
-    const words = Math.ceil((l.out * l.in * l.bits) / 32);
-    check(shapeEquals(packed.shape, [words]), "rtn_decode", `packed codes must be [${words}] i32 words`);
-    check(
-      shapeEquals(scales.shape, [l.out, ng]) && shapeEquals(zeros.shape, [l.out, ng]),
-      "rtn_decode",
-      "scales/zeros shape",
-    );
+    checkRtn(packed, scales, zeros, l);
     const w = new Float32Array(l.out * l.in);
     rtn_decode_forward(
       w,
@@ -520,12 +464,7 @@ export class CpuBackend implements Backend {
   }
 
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void {
-    check(
-      [grad, m, v].every((t) => shapeEquals(t.shape, param.shape)),
-      "adamw",
-      "param, grad, m and v must have one shape",
-    );
-    check(Number.isInteger(p.step) && p.step >= 1, "adamw", `step must be an integer ≥ 1, got ${p.step}`);
+    checkAdamw(param, grad, m, v, p.step);
     adamw_forward(
       f32(param, "adamw param"),
       f32(grad, "adamw grad"),

@@ -1,0 +1,134 @@
+// Argument checks every backend runs before an op (the contract's shapes and ranges), so each backend rejects the
+// same calls with the same messages. Each returns the dims the op needs.
+
+import { BackendError } from "../errors.js";
+import { formatShape, numel, type Shape, shapeEquals } from "../tensor/shape.js";
+import type { AttentionParams, CodebookLayout, MatmulOptions, RopeParams, RtnLayout, Tensor } from "./backend.js";
+import type { AttentionShape } from "./cpu/attention.js";
+
+export function check(cond: boolean, op: string, msg: string): void {
+  if (!cond) throw new BackendError("backend.shape", `${op}: ${msg}`);
+}
+
+export function last(s: Shape): number {
+  return s[s.length - 1];
+}
+
+/** Rows of a [..., C] tensor: every dim but the last, flattened. */
+export function rows(t: Tensor): number {
+  const C = last(t.shape);
+  return C === 0 ? 0 : numel(t.shape) / C;
+}
+
+export function checkMatmul(a: Tensor, b: Tensor, opts: MatmulOptions): { M: number; K: number; N: number } {
+  check(a.shape.length === 2 && b.shape.length === 2, "matmul", "operands must be 2-D");
+  const [M, K] = opts.transposeA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [Kb, N] = opts.transposeB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  check(K === Kb, "matmul", `inner dims differ: ${formatShape(a.shape)} · ${formatShape(b.shape)}`);
+  return { M, K, N };
+}
+
+export function checkLinear(x: Tensor, weight: Tensor, bias: Tensor | null): { M: number; K: number; N: number } {
+  const K = last(x.shape);
+  const [N, Kw] = weight.shape;
+  check(
+    weight.shape.length === 2 && K === Kw,
+    "linear",
+    `x ${formatShape(x.shape)} vs weight ${formatShape(weight.shape)}`,
+  );
+  check(bias === null || shapeEquals(bias.shape, [N]), "linear", `bias must be [${N}]`);
+  return { M: rows(x), K, N };
+}
+
+export function checkAttention(op: string, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): AttentionShape {
+  const { numHeads: H, numKvHeads: Hkv, headDim: D } = p;
+  check(q.shape.length === 3 && last(q.shape) === H * D, op, `q must be [B, T, ${H}·${D}]`);
+  check(shapeEquals(k.shape, v.shape) && k.shape.length === 3, op, "k and v must be equal-shaped [B, S, C]");
+  check(last(k.shape) === Hkv * D && k.shape[0] === q.shape[0], op, `k must be [B, S, ${Hkv}·${D}]`);
+  check(H % Hkv === 0, op, "numHeads must be a multiple of numKvHeads");
+  const [B, T] = q.shape;
+  const S = k.shape[1];
+  check(p.kvLength <= S && p.queryOffset + T <= p.kvLength, op, "kvLength out of range");
+  return { B, T, S, H, Hkv, D, kvLength: p.kvLength, queryOffset: p.queryOffset, slidingWindow: p.slidingWindow };
+}
+
+/** Checks the shapes of codes (and codebooks, when given) against the layout; returns the number of parts m. */
+export function checkCodebookShapes(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): number {
+  check(codes.dtype === "i32", op, "codes must be an i32 tensor");
+  check(shapeEquals(codes.shape, [l.in, l.nb]), op, `codes must be [${l.in}, ${l.nb}]`);
+  const m = Math.ceil(l.nb / l.partCols);
+  if (codebooks) check(shapeEquals(codebooks.shape, [m, l.K, l.d]), op, `codebooks must be [${m}, ${l.K}, ${l.d}]`);
+  return m;
+}
+
+/** Smallest and largest value of each code array seen (no op writes i32 tensors a caller uploaded, so they hold). */
+const codeRange = new WeakMap<Int32Array, [number, number]>();
+
+/** Checks that every code of a host copy lies in [0, K). */
+export function checkCodeRange(op: string, codes: Int32Array, K: number): void {
+  let range = codeRange.get(codes);
+  if (!range) {
+    let [lo, hi] = [0, 0];
+    for (let i = 0; i < codes.length; i++) {
+      if (codes[i] < lo) lo = codes[i];
+      else if (codes[i] > hi) hi = codes[i];
+    }
+    range = [lo, hi];
+    codeRange.set(codes, range);
+  }
+  check(range[0] >= 0, op, `negative code ${range[0]}`);
+  check(range[1] < K, op, `code ${range[1]} ≥ K = ${K}`);
+}
+
+/** Checks token ids (a host copy) against a vocabulary of V; `negativeOk`: ids < 0 mean "ignored" (targets). */
+export function checkTokenIds(op: string, ids: Int32Array, V: number, negativeOk: boolean): void {
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] >= V || (!negativeOk && ids[i] < 0)) {
+      const what = negativeOk ? "target" : "token id";
+      throw new BackendError("backend.token_id", `${op}: ${what} ${ids[i]} at position ${i} is outside [0, ${V})`);
+    }
+  }
+}
+
+export function checkRope(x: Tensor, cos: Tensor, p: RopeParams): { B: number; T: number } {
+  check(
+    x.shape.length === 3 && last(x.shape) === p.numHeads * p.headDim,
+    "rope",
+    `x must be [B, T, ${p.numHeads}·${p.headDim}]`,
+  );
+  const [B, T] = x.shape;
+  check(cos.shape[1] === p.headDim / 2 && cos.shape[0] >= p.startPos + T, "rope", "cos/sin table too short");
+  return { B, T };
+}
+
+export function checkRtn(packed: Tensor, scales: Tensor, zeros: Tensor, l: RtnLayout): void {
+  const ng = Math.ceil(l.in / l.group);
+  const words = Math.ceil((l.out * l.in * l.bits) / 32);
+  check(shapeEquals(packed.shape, [words]), "rtn_decode", `packed codes must be [${words}] i32 words`);
+  check(
+    shapeEquals(scales.shape, [l.out, ng]) && shapeEquals(zeros.shape, [l.out, ng]),
+    "rtn_decode",
+    "scales/zeros shape",
+  );
+}
+
+export function checkWriteRows(dst: Tensor, src: Tensor, offset: number): { B: number; cap: number; T: number } {
+  check(dst.shape.length === 3 && src.shape.length === 3, "write_rows", "dst and src must be [B, rows, C]");
+  const [B, cap, C] = dst.shape;
+  const T = src.shape[1];
+  check(src.shape[0] === B && src.shape[2] === C && offset + T <= cap, "write_rows", "src does not fit dst");
+  return { B, cap, T };
+}
+
+export function checkNarrow(x: Tensor, start: number, length: number): void {
+  check(x.shape.length === 3 && start + length <= x.shape[1], "narrow", "range outside dim 1");
+}
+
+export function checkAdamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: number): void {
+  check(
+    [grad, m, v].every((t) => shapeEquals(t.shape, param.shape)),
+    "adamw",
+    "param, grad, m and v must have one shape",
+  );
+  check(Number.isInteger(step) && step >= 1, "adamw", `step must be an integer ≥ 1, got ${step}`);
+}
