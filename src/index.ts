@@ -12,6 +12,7 @@ export type {
 export { type AdamWParams, BACKEND_NAMES, type CodebookLayout, OP_NAMES, type RtnLayout } from "./backend/backend.js";
 export { CpuBackend, type CpuBackendOptions, CpuTensor } from "./backend/cpu/index.js";
 export { createBackend } from "./backend/registry.js";
+export { GpuTensor, WebGpuBackend, type WebGpuBackendOptions } from "./backend/webgpu/index.js";
 export {
   type BitBudget,
   budgetBpw,
@@ -126,7 +127,7 @@ export {
   LlamaModel,
   type LlamaWeights,
 } from "./model/llama.js";
-export { buildModel, CheckpointReader, loadModel } from "./model/load.js";
+export { buildModel, CheckpointReader, checkModelDir, loadModel } from "./model/load.js";
 export { ropeInvFreq, ropeTables } from "./model/rope.js";
 export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
 export { Rng } from "./tensor/rng.js";

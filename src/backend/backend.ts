@@ -136,6 +136,8 @@ export interface RtnLayout {
 
 export interface Backend {
   readonly name: string;
+  /** What runs the ops, for logs and reports: e.g. "WebAssembly SIMD, 8 threads" or "WebGPU on NVIDIA H100 …". */
+  describe(): string;
   /** Whether this backend implements `op`; callers skip (and report) what it does not. */
   supports(op: OpName): boolean;
 
@@ -220,8 +222,9 @@ export interface Backend {
 }
 
 /**
- * Names accepted by --backend. `auto` picks the best available; `cpu` is the CPU backend with its fast tier
- * (WebAssembly kernels where the engine has SIMD); `reference` forces the plain TypeScript loops.
+ * Names accepted by --backend. `auto` picks WebGPU on a hardware adapter, else `cpu`: the CPU backend with its fast
+ * tier (WebAssembly kernels where the engine has SIMD); `webgpu` insists on the GPU; `reference` forces the plain
+ * TypeScript loops.
  */
-export const BACKEND_NAMES = ["cpu", "reference", "auto"] as const;
+export const BACKEND_NAMES = ["auto", "cpu", "webgpu", "reference"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -1,0 +1,23 @@
+// log_softmax over the last dim of [rows, C]: x − max − log Σ e^(x − max). One workgroup per row
+// (includes reduce.wgsl).
+
+const WG: u32 = 256u;
+struct Params { rows: u32, C: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let r = wid.x + wid.y * nwg.x;
+  let valid = r < p.rows;
+  let o = r * p.C;
+  var mx = -0x1.fffffep+127f;
+  if (valid) { for (var c = li; c < p.C; c += WG) { mx = max(mx, x[o + c]); } }
+  mx = reduce_max(mx, li);
+  var s = 0.0;
+  if (valid) { for (var c = li; c < p.C; c += WG) { s += exp(x[o + c] - mx); } }
+  let lse = mx + log(reduce_sum(s, li));
+  if (valid) { for (var c = li; c < p.C; c += WG) { out[o + c] = x[o + c] - lse; } }
+}
