@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import { UsageError } from "../errors.js";
+import { checkModelDir } from "../model/load.js";
 
 export type OptionSpec = Record<
   string,
@@ -65,8 +66,14 @@ export const BACKEND_OPTION: OptionSpec = {
   threads: { type: "string" },
 };
 
-/** The backend named by --backend, with the CPU fast tier on --threads threads (default: every core). */
-export function backendFromArgs(a: ParsedArgs, command: string): Promise<Backend> {
+/**
+ * The backend named by --backend, with the CPU fast tier on --threads threads (default: every core). The command's
+ * model directories are checked first (config and safetensors headers), so bad input is reported before a GPU is
+ * opened.
+ */
+export function backendFromArgs(a: ParsedArgs, command: string, modelDirs: string[]): Promise<Backend> {
   const threads = a.values.threads === undefined ? undefined : intOpt(a, "threads", 1, 1);
-  return createBackend(str(a, "backend", command), { threads });
+  const name = str(a, "backend", command);
+  for (const dir of modelDirs) checkModelDir(dir);
+  return createBackend(name, { threads });
 }

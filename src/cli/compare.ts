@@ -52,7 +52,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const text = readText(str(a, "data", "compare"));
   const specs = (a.values.run as unknown as string[] | undefined) ?? [];
   const parsed = specs.map((s) => ({ spec: s, options: parseCompressSpec(s) })); // validate all before any work
-  const backend = await backendFromArgs(a, "compare");
+  const backend = await backendFromArgs(a, "compare", [src]);
   fs.mkdirSync(out, { recursive: true });
   const tokenizer = loadTokenizer(src);
   const ids = tokenizer.encode(text);

@@ -133,7 +133,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const finetune = str(a, "finetune", "compress");
   if (finetune !== "none" && finetune !== "blockwise")
     throw new UsageError("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
-  const backend = await backendFromArgs(a, "compress");
+  const backend = await backendFromArgs(a, "compress", [modelDir]);
   if (finetune === "none") {
     const report = await compressModel(backend, modelDir, out, {
       ...options,

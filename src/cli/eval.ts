@@ -43,7 +43,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const text = readText(str(a, "data", "eval"));
   const json = flag(a, "json");
   const t0 = performance.now();
-  const backend = await backendFromArgs(a, "eval");
+  const backend = await backendFromArgs(a, "eval", [dir]);
   const { config, model } = loadModel(dir, backend);
   const tokenizer = loadTokenizer(dir);
   const ids = tokenizer.encode(text);
@@ -58,13 +58,22 @@ export async function evalCommand(argv: string[]): Promise<void> {
     onProgress: (p) => bar.update(p.windowsDone),
   });
   const seconds = (performance.now() - t0) / 1000;
-  const out = { ppl: r.ppl, meanNll: r.meanNll, windows: r.windows, tokens: r.tokens, seqlen: r.seqlen, seconds };
+  const out = {
+    ppl: r.ppl,
+    meanNll: r.meanNll,
+    windows: r.windows,
+    tokens: r.tokens,
+    seqlen: r.seqlen,
+    seconds,
+    backend: backend.name,
+    device: backend.describe(),
+  };
   if (json) {
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } else {
     process.stdout.write(
       `perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.meanNll.toFixed(6)}) over ${r.windows} windows of ${r.seqlen} ` +
-        `(${r.tokens} tokens in the text) in ${seconds.toFixed(1)}s on ${backend.name}\n`,
+        `(${r.tokens} tokens in the text) in ${seconds.toFixed(1)}s on ${backend.name} (${backend.describe()})\n`,
     );
   }
 }

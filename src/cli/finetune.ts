@@ -220,7 +220,7 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
   const { tune, evalSet } = finetuneOptions(a, "finetune", intOpt(a, "seed", 0));
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
     throw new UsageError("usage.out", `output directory ${out} is not empty; choose a new path or empty it`);
-  const backend = await backendFromArgs(a, "finetune");
+  const backend = await backendFromArgs(a, "finetune", [str(a, "model", "finetune"), str(a, "stage1", "finetune")]);
   const r = await runFinetune(
     backend,
     str(a, "model", "finetune"),

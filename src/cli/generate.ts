@@ -35,7 +35,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const dir = str(a, "model", "generate");
   const prompt = str(a, "prompt", "generate");
   const json = flag(a, "json");
-  const backend = await backendFromArgs(a, "generate");
+  const backend = await backendFromArgs(a, "generate", [dir]);
   const { model } = loadModel(dir, backend);
   const tokenizer = loadTokenizer(dir);
   const r = await generate(model, tokenizer, prompt, {

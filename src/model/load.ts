@@ -18,6 +18,17 @@ export interface LoadProgress {
   tensorsTotal: number;
 }
 
+/**
+ * Reads a model directory's config.json and safetensors headers without loading a tensor: what the CLI calls before
+ * it opens a backend, so a bad path or a broken checkpoint is reported at once (opening a GPU takes a while, and
+ * some drivers print their own warnings).
+ */
+export function checkModelDir(dir: string): ModelConfig {
+  const config = readModelConfig(dir);
+  openCheckpoint(dir).close();
+  return config;
+}
+
 export function loadModel(
   dir: string,
   backend: Backend,

@@ -4,7 +4,7 @@
 
 import { describe, expect } from "vitest";
 import { Rng } from "../../src/index.js";
-import { BACKENDS, label, opTest, rand, TOL } from "../helpers/backends.js";
+import { BACKENDS, label, opTest, rand, reportWebGpuSkip, TOL } from "../helpers/backends.js";
 import { finiteDifferenceVjp, nmse, oracleAttention } from "../helpers/oracle.js";
 
 const FD_TOL = 1e-8; // NMSE of an f32 gradient against a float64 finite-difference gradient
@@ -14,6 +14,8 @@ function dotProduct(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+reportWebGpuSkip("training ops");
 
 for (const be of BACKENDS) {
   const op = opTest(be);

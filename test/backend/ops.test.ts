@@ -4,8 +4,10 @@
 
 import { describe, expect, it } from "vitest";
 import { CpuBackend, packBits, Rng } from "../../src/index.js";
-import { BACKENDS, label, opTest, rand, TOL } from "../helpers/backends.js";
+import { BACKENDS, label, opTest, rand, reportWebGpuSkip, TOL } from "../helpers/backends.js";
 import { nmse, oracleAttention, oracleMatmul } from "../helpers/oracle.js";
+
+reportWebGpuSkip("backend ops");
 
 for (const be of BACKENDS) {
   const op = opTest(be);

@@ -4,7 +4,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { INDEX_FILE } from "../../src/index.js";
+import { INDEX_FILE, WebGpuBackend } from "../../src/index.js";
+import { WEBGPU } from "../helpers/backends.js";
 import { cli, EXAMPLE, TEXT } from "../helpers/cli.js";
 import { MODELS } from "../helpers/golden.js";
 import { listTree, tmpDir } from "../helpers/tmp.js";
@@ -66,11 +67,52 @@ describe("cli", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines.length).toBe(1);
     const o = JSON.parse(lines[0]);
-    expect(Object.keys(o).sort()).toEqual(["meanNll", "ppl", "seconds", "seqlen", "tokens", "windows"]);
+    expect(Object.keys(o).sort()).toEqual([
+      "backend",
+      "device",
+      "meanNll",
+      "ppl",
+      "seconds",
+      "seqlen",
+      "tokens",
+      "windows",
+    ]);
     expect(o.windows).toBe(8);
     expect(Math.abs(o.ppl - 4.449540468822971) / 4.449540468822971).toBeLessThan(1e-4);
     expect(r.stderr).toMatch(/eval .*8\/8 win/);
   });
+
+  for (const backend of ["cpu", "webgpu", "auto"]) {
+    const title = `eval --backend ${backend} gives the golden perplexity and names what ran it`;
+    if (backend === "webgpu" && !(WEBGPU instanceof WebGpuBackend)) {
+      it.skip(`${title} — skipped: ${WEBGPU.reason}`, () => {});
+      continue;
+    }
+    it(title, () => {
+      const r = cli(
+        "eval",
+        "--model",
+        EXAMPLE,
+        "--data",
+        TEXT,
+        "--seqlen",
+        "512",
+        "--max-windows",
+        "8",
+        "--json",
+        "--backend",
+        backend,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const o = JSON.parse(r.stdout);
+      // auto never picks a software adapter (llvmpipe, SwiftShader): it is slower than the CPU backend
+      const expected =
+        backend === "auto" ? (WEBGPU instanceof WebGpuBackend && !WEBGPU.software ? "webgpu" : "cpu") : backend;
+      expect(o.backend).toBe(expected);
+      expect(o.device).toMatch(expected === "webgpu" ? /^WebGPU on / : /WebAssembly|TypeScript/);
+      expect(Math.abs(o.ppl - 4.449540468822971) / 4.449540468822971).toBeLessThan(1e-4);
+    });
+  }
 
   it("generate streams the greedy continuation", () => {
     const r = cli(

@@ -4,30 +4,35 @@
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CpuBackend, loadModel, loadTokenizer, perplexity } from "../../src/index.js";
+import { goldenBackends, reportWebGpuSkip } from "../helpers/backends.js";
 import { Golden, MODELS, type SharedModel, TEXTS } from "../helpers/golden.js";
 
 function relDiff(a: number, b: number): number {
   return Math.abs(a - b) / Math.abs(b);
 }
 
-describe.each(Object.keys(MODELS) as SharedModel[])("perplexity %s", (model) => {
-  const golden = new Golden(model);
-  const be = new CpuBackend();
-  const { model: m } = loadModel(MODELS[model], be);
-  const tok = loadTokenizer(MODELS[model]);
-  for (const [textName, ref] of Object.entries(golden.meta.ppl)) {
-    it(`${textName} first4096: ppl within 1e-4 of ${ref.first4096.ppl.toFixed(4)}`, async () => {
-      const ids = tok.encode(fs.readFileSync(TEXTS[textName], "utf8"));
-      const r = await perplexity(m, ids.slice(0, ref.first4096.first_tokens), {
-        seqlen: ref.first4096.seqlen,
-        batchSize: 4,
+reportWebGpuSkip("perplexity goldens");
+
+describe.each(goldenBackends().flatMap((be) => (Object.keys(MODELS) as SharedModel[]).map((model) => ({ model, be }))))(
+  "perplexity $model on $be.name",
+  ({ model, be }) => {
+    const golden = new Golden(model);
+    const { model: m } = loadModel(MODELS[model], be);
+    const tok = loadTokenizer(MODELS[model]);
+    for (const [textName, ref] of Object.entries(golden.meta.ppl)) {
+      it(`${textName} first4096: ppl within 1e-4 of ${ref.first4096.ppl.toFixed(4)}`, async () => {
+        const ids = tok.encode(fs.readFileSync(TEXTS[textName], "utf8"));
+        const r = await perplexity(m, ids.slice(0, ref.first4096.first_tokens), {
+          seqlen: ref.first4096.seqlen,
+          batchSize: 4,
+        });
+        expect(r.windows).toBe(ref.first4096.windows);
+        expect(relDiff(r.ppl, ref.first4096.ppl)).toBeLessThan(1e-4);
+        expect(Math.abs(r.meanNll - ref.first4096.mean_nll)).toBeLessThan(1e-4);
       });
-      expect(r.windows).toBe(ref.first4096.windows);
-      expect(relDiff(r.ppl, ref.first4096.ppl)).toBeLessThan(1e-4);
-      expect(Math.abs(r.meanNll - ref.first4096.mean_nll)).toBeLessThan(1e-4);
-    });
-  }
-});
+    }
+  },
+);
 
 describe("perplexity stories260K whole text", () => {
   it("tinystories_excerpt: all 196 windows, ppl within 1e-4 of 6.2714", async () => {
