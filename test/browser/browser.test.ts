@@ -1,8 +1,10 @@
-// The CPU backend in a browser: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) loads
+// The CPU and WebGPU backends in a browser: headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) loads
 // test/browser/page.html, which imports the compiled package and runs checks.js — each fast-tier op against the
 // reference loops. In a Web Worker of a cross-origin-isolated page the fast tier must run on two threads (Web
 // Workers on a shared WebAssembly memory); on a page's main thread (no Atomics.wait) and on a page that is not
-// cross-origin isolated (no SharedArrayBuffer) it must fall back to one thread with the same results.
+// cross-origin isolated (no SharedArrayBuffer) it must fall back to one thread with the same results. With
+// --enable-unsafe-webgpu the page also has navigator.gpu (SwiftShader, a CPU implementation), on which the WebGPU
+// backend runs the same cases and a few of its own.
 // Without Chromium the tests are reported as skipped with the reason (.ci/run installs it).
 
 import * as fs from "node:fs";
@@ -18,6 +20,8 @@ const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javas
 
 interface Results {
   error?: string;
+  /** Why the page has no WebGPU adapter (the WebGPU check only). */
+  reason?: string;
   ready: boolean;
   describe: string;
   crossOriginIsolated: boolean;
@@ -47,7 +51,7 @@ function serve(): http.Server {
 
 const have = fs.existsSync(CHROMIUM);
 describe.skipIf(!have)(
-  `CPU backend in headless Chromium${have ? "" : ` — skipped: ${CHROMIUM} is not installed`}`,
+  `CPU and WebGPU backends in headless Chromium${have ? "" : ` — skipped: ${CHROMIUM} is not installed`}`,
   () => {
     let server: http.Server;
     let browser: Browser;
@@ -62,6 +66,7 @@ describe.skipIf(!have)(
         headless: true,
         args: [
           "--no-sandbox",
+          "--enable-unsafe-webgpu",
           "--disable-background-networking",
           "--disable-component-update",
           "--disable-sync",
@@ -75,13 +80,14 @@ describe.skipIf(!have)(
       await new Promise((resolve) => server?.close(resolve));
     });
 
-    async function run(prefix: "isolated" | "plain", where: "worker" | "main"): Promise<Results> {
+    async function run(prefix: "isolated" | "plain", where: "worker" | "main" | "webgpu"): Promise<Results> {
       const page = await browser.newPage();
       try {
         await page.goto(`${base}/${prefix}/test/browser/page.html?where=${where}`);
         await page.waitForFunction(() => "results" in globalThis, null, { timeout: 120_000 });
         const r = (await page.evaluate(() => (globalThis as unknown as { results: unknown }).results)) as Results;
         expect(r.error).toBeUndefined();
+        expect(r.reason, "no WebGPU adapter in Chromium").toBeUndefined();
         expect(r.checks.length).toBeGreaterThan(5);
         for (const c of r.checks) expect(c.nmse, c.name).toBeLessThan(1e-10);
         return r;
@@ -107,6 +113,12 @@ describe.skipIf(!have)(
       const r = await run("plain", "worker");
       expect(r.crossOriginIsolated).toBe(false);
       expect(r.describe).toMatch(/^WebAssembly (relaxed )?SIMD.*, 1 thread$/);
+    });
+
+    it("the WebGPU backend on the page's navigator.gpu (SwiftShader here): every case against the reference", async () => {
+      const r = await run("plain", "webgpu");
+      expect(r.describe).toMatch(/^WebGPU on /);
+      expect(r.checks.length).toBeGreaterThan(10);
     });
   },
 );

@@ -1,6 +1,7 @@
 // In-browser checks of the CPU backend's fast tier against its reference loops, run by test/browser/browser.test.ts
 // in headless Chromium (on a page's main thread and inside a Web Worker). Imports the compiled package (dist/).
 import { CpuBackend } from "../../dist/backend/cpu/index.js";
+import { WebGpuBackend } from "../../dist/backend/webgpu/index.js";
 
 function rand(n, seed) {
   let s = seed >>> 0;
@@ -69,6 +70,60 @@ const CASES = [
     },
   ],
 ];
+
+/** Ops beyond CASES that the WebGPU check also runs: one per shader family (reductions, training, k-means). */
+const GPU_CASES = [
+  ["rms_norm 7×100", (be) => be.rms_norm(be.upload(rand(700, 20), [7, 100]), be.upload(rand(100, 21), [100]), 1e-5)],
+  ["softmax 9×33", (be) => be.softmax(be.upload(rand(297, 22), [9, 33]))],
+  [
+    "cross_entropy 6×50",
+    (be) =>
+      be.cross_entropy(be.upload(rand(300, 23), [6, 50]), be.uploadInt(Int32Array.from([1, 49, -100, 0, 7, 3]), [6])),
+  ],
+  [
+    "kmeans_update N=500 K=20 d=4 (sums)",
+    (be) => {
+      const assign = Int32Array.from(rand(500, 24), (v) => Math.floor((v + 0.5) * 20));
+      return be.kmeans_update(be.upload(rand(2000, 25), [500, 4]), be.uploadInt(assign, [500]), 20).sums;
+    },
+  ],
+  [
+    "codebook_grad out=40 in=24 d=4 K=9 m=2",
+    (be) => {
+      const codes = Int32Array.from(rand(24 * 10, 26), (v) => Math.floor((v + 0.5) * 9));
+      return be.codebook_grad(be.upload(rand(960, 27), [40, 24]), be.uploadInt(codes, [24, 10]), {
+        out: 40,
+        in: 24,
+        d: 4,
+        nb: 10,
+        K: 9,
+        partCols: 5,
+      });
+    },
+  ],
+];
+
+/**
+ * Runs every case on WebGPU (the browser's navigator.gpu) and on the reference loops; `{ reason }` when the page
+ * has no adapter.
+ */
+export async function runGpuChecks() {
+  const gpu = await WebGpuBackend.tryCreate();
+  if (!(gpu instanceof WebGpuBackend)) return { reason: gpu.reason };
+  const ref = new CpuBackend({ tier: "reference" });
+  const checks = [];
+  for (const [name, f] of [...CASES, ...GPU_CASES])
+    checks.push({ name, nmse: nmse(await gpu.read(f(gpu)), await ref.read(f(ref))) });
+  const describe = gpu.describe();
+  await gpu.destroy();
+  return {
+    ready: true,
+    describe,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    checks,
+    workerChunks: 0,
+  };
+}
 
 /** Runs every case on the reference and on the fast tier with `threads` threads (every job split). */
 export async function runChecks(threads) {
