@@ -30,6 +30,11 @@ for (const be of BACKENDS) {
       // several chunks in both directions (rows of 64, columns of 32) and a transposed operand
       [70, 90, 100, true, false, 13],
       [129, 3, 65, false, false, 14],
+      // the decode shape (≤ 4 rows): long rows of B, B stored either way, A transposed
+      [1, 1000, 5, false, true, 15],
+      [2, 300, 70, false, false, 16],
+      [4, 129, 33, true, false, 17],
+      [3, 65, 130, true, true, 18],
     ] as const) {
       op("matmul", `M${M} K${K} N${N} tA=${tA} tB=${tB} seed${seed}`, async () => {
         const a = rand(M * K, seed);
@@ -46,6 +51,7 @@ for (const be of BACKENDS) {
     for (const [B, T, seed] of [
       [2, 3, 7],
       [2, 9, 13],
+      [1, 2, 19],
     ] as const) {
       op("linear", `x[${B},${T},19] W[23,19] with bias, seed ${seed}`, async () => {
         const x = rand(B * T * 19, seed);

@@ -49,6 +49,8 @@ const MAX_BATCH_UPLOAD = 64 << 20;
 /** Threads per workgroup of the elementwise shaders, and the grid's per-dimension limit. */
 const WG = 256;
 const MAX_GROUPS = 65535;
+/** Products with at most this many rows (a decode step's linears) run as matrix–vector products (matvec.wgsl). */
+const MATVEC_ROWS = 4;
 
 export class GpuTensor implements Tensor {
   readonly shape: Shape;
@@ -141,6 +143,13 @@ export class WebGpuBackend implements Backend {
   /** Whether the adapter is a CPU implementation of WebGPU (llvmpipe, SwiftShader): correct but slow. */
   get software(): boolean {
     return this.ctx.software;
+  }
+
+  /** Submits what is recorded and waits until the GPU has finished it (for timing; reads wait by themselves). */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfFailed();
   }
 
   /** Waits for all submitted work and frees the device (the backend cannot be used afterwards). */
@@ -429,6 +438,18 @@ export class WebGpuBackend implements Backend {
     shape: Shape,
   ): Tensor {
     const out = this.tensor(shape);
+    if (M <= MATVEC_ROWS) {
+      const bindings: Binding[] = [
+        [1, a],
+        [2, b],
+        [3, bias ?? this.noBias],
+        [4, out.storage],
+      ];
+      const consts = { MV: MATVEC_ROWS, TRANS_A: tA, HAS_BIAS: bias !== null };
+      if (tB) this.dispatch("matvec", "rows", consts, bindings, "uuu", [M, K, N], this.grid(N));
+      else this.dispatch("matvec", "cols", consts, bindings, "uuu", [M, K, N], this.grid(Math.ceil(N / 64)));
+      return out;
+    }
     const consts = {
       ...this.tiles(M, N),
       TRANS_A: tA,
