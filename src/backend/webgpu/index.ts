@@ -82,17 +82,21 @@ type Command =
 /** Shader constants prepended to a shader's source (array sizes and specializations WGSL needs at compile time). */
 type Consts = Record<string, number | boolean>;
 
-/** Which shaders a shader's source is made of (reduce.wgsl for row reductions, the tiles for matrix products). */
+/**
+ * Which files a shader's source is made of: reduce.wgsl (and row_lse.wgsl) for row reductions, matmul_tiles.wgsl
+ * for the tiled products, matmul.wgsl's dense operands for matvec.
+ */
 const SOURCES: Partial<Record<ShaderName, ShaderName[]>> = {
   rms_norm: ["rms_norm", "reduce"],
   rms_norm_backward: ["rms_norm_backward", "reduce"],
-  softmax: ["softmax", "reduce"],
-  log_softmax: ["log_softmax", "reduce"],
-  cross_entropy: ["cross_entropy", "reduce"],
+  softmax: ["softmax", "row_lse", "reduce"],
+  log_softmax: ["log_softmax", "row_lse", "reduce"],
+  cross_entropy: ["cross_entropy", "row_lse", "reduce"],
   mse: ["mse", "reduce"],
   attention: ["attention", "reduce"],
   attention_backward: ["attention_backward", "reduce"],
   matmul: ["matmul", "matmul_tiles"],
+  matvec: ["matvec", "matmul"],
   codebook_linear: ["codebook_linear", "matmul_tiles"],
 };
 
@@ -445,7 +449,7 @@ export class WebGpuBackend implements Backend {
         [3, bias ?? this.noBias],
         [4, out.storage],
       ];
-      const consts = { MV: MATVEC_ROWS, TRANS_A: tA, HAS_BIAS: bias !== null };
+      const consts = { MV: MATVEC_ROWS, TRANS_A: tA, TRANS_B: tB, HAS_BIAS: bias !== null };
       if (tB) this.dispatch("matvec", "rows", consts, bindings, "uuu", [M, K, N], this.grid(N));
       else this.dispatch("matvec", "cols", consts, bindings, "uuu", [M, K, N], this.grid(Math.ceil(N / 64)));
       return out;

@@ -1,5 +1,5 @@
-// log_softmax over the last dim of [rows, C]: x − max − log Σ e^(x − max). One workgroup per row
-// (includes reduce.wgsl).
+// log_softmax over the last dim of [rows, C]: x − lse, lse = log Σ e^x (computed as max + log Σ e^(x − max)).
+// One workgroup per row (includes row_lse.wgsl, reduce.wgsl).
 
 const WG: u32 = 256u;
 struct Params { rows: u32, C: u32 }
@@ -13,11 +13,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let r = wid.x + wid.y * nwg.x;
   let valid = r < p.rows;
   let o = r * p.C;
-  var mx = -0x1.fffffep+127f;
-  if (valid) { for (var c = li; c < p.C; c += WG) { mx = max(mx, x[o + c]); } }
-  mx = reduce_max(mx, li);
-  var s = 0.0;
-  if (valid) { for (var c = li; c < p.C; c += WG) { s += exp(x[o + c] - mx); } }
-  let lse = mx + log(reduce_sum(s, li));
+  let lse = row_max_lse(o, p.C, valid, li).y;
   if (valid) { for (var c = li; c < p.C; c += WG) { out[o + c] = x[o + c] - lse; } }
 }

@@ -1,20 +1,9 @@
 // matvec: C [M, N] = A [M, K] · B (+ bias [N]) for a few rows (M ≤ MV, prepended), the decode shape of a linear,
 // where a 2-D tile would leave most threads idle. A is stored [M, K] (or [K, M] with TRANS_A).
+// The operands (bindings, load_a, bias_at, store) are matmul.wgsl's, included after this file.
 // `rows`: B stored [N, K] (a linear's weight, x·Wᵀ): one workgroup of 64 threads per output column n; the threads
 // stride along the contiguous row n of B (coalesced), each accumulating all M rows, then a tree reduction.
 // `cols`: B stored [K, N]: one thread per output column n loops over k; neighbouring threads read neighbouring n.
-
-struct Params { M: u32, K: u32, N: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-fn load_a(m: u32, k: u32) -> f32 {
-  if (TRANS_A) { return a[k * p.M + m]; }
-  return a[m * p.K + k];
-}
 
 var<workgroup> sums: array<f32, 64 * MV>;
 
@@ -25,7 +14,7 @@ fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var acc: array<f32, MV>;
   if (n < p.N) {
     for (var k = li; k < p.K; k += 64u) {
-      let w = b[n * p.K + k];
+      let w = load_b(k, n);
       for (var m = 0u; m < p.M; m++) { acc[m] = fma(load_a(m, k), w, acc[m]); }
     }
   }
@@ -39,8 +28,8 @@ fn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   if (n < p.N && li < p.M) {
     var v = sums[li * 64u];
-    if (HAS_BIAS) { v += bias[n]; }
-    c[li * p.N + n] = v;
+    if (HAS_BIAS) { v += bias_at(n); }
+    store(li, n, v);
   }
 }
 
@@ -50,12 +39,12 @@ fn cols(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (n >= p.N) { return; }
   var acc: array<f32, MV>;
   for (var k = 0u; k < p.K; k++) {
-    let w = b[k * p.N + n];
+    let w = load_b(k, n);
     for (var m = 0u; m < p.M; m++) { acc[m] = fma(load_a(m, k), w, acc[m]); }
   }
   for (var m = 0u; m < p.M; m++) {
     var v = acc[m];
-    if (HAS_BIAS) { v += bias[n]; }
-    c[m * p.N + n] = v;
+    if (HAS_BIAS) { v += bias_at(n); }
+    store(m, n, v);
   }
 }
