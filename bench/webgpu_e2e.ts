@@ -5,7 +5,8 @@
 //     [--seqlen 512] [--epochs 3] [--kmeans-iters 20] [--json out.json]
 //   npx tsx bench/webgpu_e2e.ts --synthetic-7b-block [--backends …]   (one random bf16 decoder block shaped like
 //     Llama-2-7B's: hidden 4096, 32 heads, MLP 11008; the bundled example's tokenizer; calibration on its text;
-//     no perplexity)
+//     no perplexity; stage 1 of this block on the CPU backend takes hours on a few cores: give --backends webgpu
+//     there, or --kmeans-iters 1 for the CPU's time per Lloyd iteration)
 // The outputs go to a temporary directory that is removed at the end.
 
 import * as fs from "node:fs";
@@ -42,6 +43,11 @@ const { values } = parseArgs({
   },
 });
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "cluscomp-e2e-"));
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    fs.rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
 let model = values.model;
 if (values["synthetic-7b-block"]) {
   model = path.join(work, "llama2-7b-block");
