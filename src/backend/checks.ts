@@ -61,33 +61,48 @@ export function checkCodebookShapes(op: string, codes: Tensor, l: CodebookLayout
   return m;
 }
 
-/** Smallest and largest value of each code array seen (no op writes i32 tensors a caller uploaded, so they hold). */
-const codeRange = new WeakMap<Int32Array, [number, number]>();
-
-/** Checks that every code of a host copy lies in [0, K). */
-export function checkCodeRange(op: string, codes: Int32Array, K: number): void {
-  let range = codeRange.get(codes);
-  if (!range) {
-    let [lo, hi] = [0, 0];
-    for (let i = 0; i < codes.length; i++) {
-      if (codes[i] < lo) lo = codes[i];
-      else if (codes[i] > hi) hi = codes[i];
-    }
-    range = [lo, hi];
-    codeRange.set(codes, range);
-  }
-  check(range[0] >= 0, op, `negative code ${range[0]}`);
-  check(range[1] < K, op, `code ${range[1]} ≥ K = ${K}`);
+/** The extremes of an i32 tensor's values and where they are: all the range checks need (codes, token ids). */
+export interface IntRange {
+  lo: number;
+  loAt: number;
+  hi: number;
+  hiAt: number;
 }
 
-/** Checks token ids (a host copy) against a vocabulary of V; `negativeOk`: ids < 0 mean "ignored" (targets). */
-export function checkTokenIds(op: string, ids: Int32Array, V: number, negativeOk: boolean): void {
-  for (let i = 0; i < ids.length; i++) {
-    if (ids[i] >= V || (!negativeOk && ids[i] < 0)) {
-      const what = negativeOk ? "target" : "token id";
-      throw new BackendError("backend.token_id", `${op}: ${what} ${ids[i]} at position ${i} is outside [0, ${V})`);
+const ranges = new WeakMap<Int32Array, IntRange>();
+
+/**
+ * The range of a host array, computed once per array (no op writes an i32 tensor a caller uploaded, so it holds).
+ * Empty: lo 0, hi −1 (passes every check).
+ */
+export function intRange(a: Int32Array): IntRange {
+  let r = ranges.get(a);
+  if (!r) {
+    r = { lo: 0, loAt: -1, hi: -1, hiAt: -1 };
+    if (a.length > 0) r = { lo: a[0], loAt: 0, hi: a[0], hiAt: 0 };
+    for (let i = 1; i < a.length; i++) {
+      if (a[i] < r.lo) [r.lo, r.loAt] = [a[i], i];
+      else if (a[i] > r.hi) [r.hi, r.hiAt] = [a[i], i];
     }
+    ranges.set(a, r);
   }
+  return r;
+}
+
+/** Checks that every code lies in [0, K). */
+export function checkCodeRange(op: string, r: IntRange, K: number): void {
+  check(r.lo >= 0, op, `code ${r.lo} at position ${r.loAt} is negative`);
+  check(r.hi < K, op, `code ${r.hi} at position ${r.hiAt} is ≥ K = ${K}`);
+}
+
+/** Checks token ids against a vocabulary of V; `negativeOk`: ids < 0 mean "ignored" (targets). */
+export function checkTokenIds(op: string, r: IntRange, V: number, negativeOk: boolean): void {
+  const what = negativeOk ? "target" : "token id";
+  const fail = (id: number, at: number) => {
+    throw new BackendError("backend.token_id", `${op}: ${what} ${id} at position ${at} is outside [0, ${V})`);
+  };
+  if (r.hi >= V) fail(r.hi, r.hiAt);
+  if (!negativeOk && r.lo < 0) fail(r.lo, r.loAt);
 }
 
 export function checkRope(x: Tensor, cos: Tensor, p: RopeParams): { B: number; T: number } {

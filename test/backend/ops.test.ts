@@ -186,6 +186,30 @@ for (const be of BACKENDS) {
       expect(() => be.embedding(be.uploadInt(Int32Array.of(11), [1]), be.upload(table, [11, 5]))).toThrow(
         /token id 11/,
       );
+      expect(() => be.embedding(be.uploadInt(Int32Array.of(3, 0, -2), [3]), be.upload(table, [11, 5]))).toThrow(
+        /token id -2 at position 2 is outside \[0, 11\)/,
+      );
+    });
+
+    op("cross_entropy", "rejects a target ≥ V (negative targets are ignored positions)", async () => {
+      const logits = be.upload(rand(12, 36), [3, 4]);
+      expect(() => be.cross_entropy(logits, be.uploadInt(Int32Array.of(0, 4, -100), [3]))).toThrow(
+        /target 4 at position 1 is outside \[0, 4\)/,
+      );
+    });
+
+    op("kmeans_update", "rejects codes outside [0, K)", async () => {
+      const x = be.upload(rand(6, 37), [3, 2]);
+      expect(() => be.kmeans_update(x, be.uploadInt(Int32Array.of(0, 5, 1), [3]), 5)).toThrow(/code 5 at position 1/);
+      expect(() => be.kmeans_update(x, be.uploadInt(Int32Array.of(0, 1, -1), [3]), 5)).toThrow(/code -1 at position 2/);
+    });
+
+    op("codebook_linear", "rejects codes outside [0, K)", async () => {
+      const layout = { out: 4, in: 3, d: 2, nb: 2, K: 3, partCols: 2 };
+      const codes = be.uploadInt(Int32Array.of(0, 1, 2, 3, 0, 1), [3, 2]);
+      expect(() =>
+        be.codebook_linear(be.upload(rand(3, 38), [1, 3]), codes, be.upload(rand(6, 39), [1, 3, 2]), null, layout),
+      ).toThrow(/code 3 at position 3 is ≥ K = 3/);
     });
 
     const softmaxRef = (x: Float32Array, C: number, log: boolean) => {

@@ -27,6 +27,7 @@ import {
   checkRtn,
   checkTokenIds,
   checkWriteRows,
+  intRange,
   last,
 } from "../checks.js";
 import { type WasmKernels, wasmKernels } from "../wasm/kernels.js";
@@ -87,7 +88,7 @@ function i32(t: Tensor, what: string): Int32Array {
 function checkCodebook(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): Int32Array {
   checkCodebookShapes(op, codes, l, codebooks);
   const c = i32(codes, `${op} codes`);
-  checkCodeRange(op, c, l.K);
+  checkCodeRange(op, intRange(c), l.K);
   return c;
 }
 
@@ -283,7 +284,7 @@ export class CpuBackend implements Backend {
     check(table.shape.length === 2, "embedding", "table must be [V, C]");
     const [V, C] = table.shape;
     const idv = i32(ids, "embedding ids");
-    checkTokenIds("embedding", idv, V, false);
+    checkTokenIds("embedding", intRange(idv), V, false);
     const out = new Float32Array(idv.length * C);
     embedding_forward(out, idv, f32(table, "embedding table"), C);
     return new CpuTensor(out, [...ids.shape, C]);
@@ -308,7 +309,7 @@ export class CpuBackend implements Backend {
     const rows = numel(logits.shape) / V;
     check(numel(targets.shape) === rows, "cross_entropy", "one target per row of logits");
     const t = i32(targets, "cross_entropy targets");
-    checkTokenIds("cross_entropy", t, V, true);
+    checkTokenIds("cross_entropy", intRange(t), V, true);
     const out = new Float32Array(rows);
     cross_entropy_forward(out, f32(logits, "cross_entropy logits"), t, rows, V);
     return new CpuTensor(out, targets.shape);
@@ -347,7 +348,7 @@ export class CpuBackend implements Backend {
     const [N, d] = x.shape;
     check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
     const c = i32(codes, "kmeans_update codes");
-    for (let n = 0; n < N; n++) check(c[n] >= 0 && c[n] < K, "kmeans_update", `code ${c[n]} outside [0, ${K})`);
+    checkCodeRange("kmeans_update", intRange(c), K);
     const sums = new Float32Array(K * d);
     const counts = new Float32Array(K);
     kmeans_update_forward(sums, counts, f32(x, "kmeans_update x"), c, N, K, d);

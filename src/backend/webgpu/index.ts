@@ -30,6 +30,8 @@ import {
   checkRtn,
   checkTokenIds,
   checkWriteRows,
+  type IntRange,
+  intRange,
   last,
   rows,
 } from "../checks.js";
@@ -58,8 +60,8 @@ export class GpuTensor implements Tensor {
     readonly storage: GpuStorage,
     shape: Shape,
     readonly dtype: DeviceDType,
-    /** The uploaded values of an i32 tensor, kept to check ids and codes on the host. */
-    readonly host: Int32Array | null = null,
+    /** The range of an uploaded i32 tensor's values, to check ids and codes on the host (null: made on the GPU). */
+    readonly range: IntRange | null = null,
   ) {
     this.shape = [...shape];
   }
@@ -170,7 +172,7 @@ export class WebGpuBackend implements Backend {
 
   // --- tensors --------------------------------------------------------------------------------------------
 
-  private tensor(shape: Shape, dtype: DeviceDType = "f32", host: Int32Array | null = null): GpuTensor {
+  private tensor(shape: Shape, dtype: DeviceDType = "f32", range: IntRange | null = null): GpuTensor {
     const bytes = numel(shape) * 4;
     const max = this.device.limits.maxStorageBufferBindingSize;
     if (bytes > max) {
@@ -180,7 +182,7 @@ export class WebGpuBackend implements Backend {
           `(${max} bytes); use --backend cpu for this model`,
       );
     }
-    return new GpuTensor(this.pool.acquire(bytes), shape, dtype, host);
+    return new GpuTensor(this.pool.acquire(bytes), shape, dtype, range);
   }
 
   private own(t: Tensor, what: string, dtype: DeviceDType = "f32"): GpuTensor {
@@ -210,9 +212,9 @@ export class WebGpuBackend implements Backend {
 
   uploadInt(data: Int32Array, shape: Shape): Tensor {
     check(data.length === numel(shape), "upload", `data of ${data.length} elements does not fit ${formatShape(shape)}`);
-    const host = data.slice();
-    const t = this.tensor(shape, "i32", host);
-    this.record({ kind: "upload", dst: t.storage, data: new Uint8Array(host.buffer) });
+    const copy = data.slice(); // the caller may reuse its array before the batch is submitted
+    const t = this.tensor(shape, "i32", intRange(copy));
+    this.record({ kind: "upload", dst: t.storage, data: new Uint8Array(copy.buffer) });
     return t;
   }
 
@@ -267,7 +269,7 @@ export class WebGpuBackend implements Backend {
   reshape(t: Tensor, shape: Shape): Tensor {
     check(numel(shape) === numel(t.shape), "reshape", `${formatShape(t.shape)} has no view as ${formatShape(shape)}`);
     const g = this.own(t, "reshape", t.dtype);
-    return new GpuTensor(g.storage, shape, g.dtype, g.host);
+    return new GpuTensor(g.storage, shape, g.dtype, g.range);
   }
 
   // --- recording and submitting -----------------------------------------------------------------------------
@@ -491,7 +493,7 @@ export class WebGpuBackend implements Backend {
   private codes(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): GpuTensor {
     checkCodebookShapes(op, codes, l, codebooks);
     const c = this.own(codes, `${op} codes`, "i32");
-    if (c.host) checkCodeRange(op, c.host, l.K);
+    if (c.range) checkCodeRange(op, c.range, l.K);
     return c;
   }
 
@@ -650,7 +652,7 @@ export class WebGpuBackend implements Backend {
     check(table.shape.length === 2, "embedding", "table must be [V, C]");
     const [V, C] = table.shape;
     const gi = this.own(ids, "embedding ids", "i32");
-    if (gi.host) checkTokenIds("embedding", gi.host, V, false);
+    if (gi.range) checkTokenIds("embedding", gi.range, V, false);
     const out = this.tensor([...ids.shape, C]);
     const n = numel(ids.shape) * C;
     this.elementwise(
@@ -698,7 +700,7 @@ export class WebGpuBackend implements Backend {
     const R = rows(logits);
     check(numel(targets.shape) === R, "cross_entropy", "one target per row of logits");
     const gt = this.own(targets, "cross_entropy targets", "i32");
-    if (gt.host) checkTokenIds("cross_entropy", gt.host, V, true);
+    if (gt.range) checkTokenIds("cross_entropy", gt.range, V, true);
     const out = this.tensor(targets.shape);
     const b: Binding[] = [
       [1, this.own(logits, "cross_entropy logits").storage],
@@ -763,9 +765,7 @@ export class WebGpuBackend implements Backend {
     const [N, d] = x.shape;
     check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
     const gc = this.own(codes, "kmeans_update codes", "i32");
-    if (gc.host)
-      for (let n = 0; n < N; n++)
-        check(gc.host[n] >= 0 && gc.host[n] < K, "kmeans_update", `code ${gc.host[n]} outside [0, ${K})`);
+    if (gc.range) checkCodeRange("kmeans_update", gc.range, K);
     const sums = this.tensor([K, d]);
     const counts = this.tensor([K]);
     const countsU = this.pool.acquire(K * 4);
