@@ -58,8 +58,11 @@ export class ProgressBar {
     const width = 24;
     const fill = Math.round(frac * width);
     const bar = `${"█".repeat(fill)}${"░".repeat(width - fill)}`;
-    const tail = finished ? `in ${fmtTime(secs)}` : `ETA ${fmtTime(eta)}`;
-    const line = `${this.opts.label} ${bar} ${fmtCount(done)}/${fmtCount(this.opts.total)} ${this.opts.unit} ${fmtRate(rate)} ${this.opts.unit}/s ${tail}${extra ? ` ${extra}` : ""}`;
+    // under a second in, the rate (and so the ETA) is noise: the first unit may have taken almost no time
+    const early = !finished && secs < 1;
+    const tail = finished ? `in ${fmtTime(secs)}` : early ? "ETA …" : `ETA ${fmtTime(eta)}`;
+    const speed = early ? "" : ` ${fmtRate(rate)} ${this.opts.unit}/s`;
+    const line = `${this.opts.label} ${bar} ${fmtCount(done)}/${fmtCount(this.opts.total)} ${this.opts.unit}${speed} ${tail}${extra ? ` ${extra}` : ""}`;
     if (this.tty) this.out.write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
     else this.out.write(`${line}\n`);
   }
