@@ -7,6 +7,9 @@
 //     Llama-2-7B's: hidden 4096, 32 heads, MLP 11008; the bundled example's tokenizer; calibration on its text;
 //     no perplexity; stage 1 of this block on the CPU backend takes hours on a few cores: give --backends webgpu
 //     there, or --kmeans-iters 1 for the CPU's time per Lloyd iteration)
+// With --shared-stage1, stage 1 runs on the first backend only and every backend tunes (and evaluates) that same
+// checkpoint: stage 2 and the eval then compare across backends with the codes fixed (k-means itself amplifies
+// float32 differences: a flipped near-tie moves a centroid, and Lloyd's iterations go on from there).
 // The outputs go to a temporary directory that is removed at the end.
 
 import * as fs from "node:fs";
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     epochs: { type: "string", default: "3" },
     "kmeans-iters": { type: "string", default: "20" },
     "max-windows": { type: "string", default: "8" },
+    "shared-stage1": { type: "boolean" },
     json: { type: "string" },
   },
 });
@@ -78,21 +82,30 @@ interface Run {
   ppl?: number;
 }
 const runs: Run[] = [];
+let firstStage1 = "";
 try {
   for (const name of values.backends.split(",")) {
     const be: Backend = await createBackend(name);
     const dir = path.join(work, name);
-    const stage1 = `${dir}-stage1`;
+    const first = runs.length === 0;
+    const reuse = values["shared-stage1"] === true && !first;
+    const stage1 = reuse ? firstStage1 : `${dir}-stage1`;
     let t0 = performance.now();
-    const c = await compressModel(be, model, stage1, {
-      method: "cluscomp",
-      bits: Number(values.bits),
-      share: "block",
-      iters: Number(values["kmeans-iters"]),
-      onProgress: compressProgress("cluscomp"),
-    });
-    const compressSeconds = (performance.now() - t0) / 1000;
-    console.error(`${name}: stage 1 ${compressSeconds.toFixed(1)}s (${c.bpw.toFixed(3)} bpw)`);
+    let compressSeconds = 0;
+    let bpw = runs[0]?.bpw ?? 0;
+    if (!reuse) {
+      const c = await compressModel(be, model, stage1, {
+        method: "cluscomp",
+        bits: Number(values.bits),
+        share: "block",
+        iters: Number(values["kmeans-iters"]),
+        onProgress: compressProgress("cluscomp"),
+      });
+      compressSeconds = (performance.now() - t0) / 1000;
+      bpw = c.bpw;
+      console.error(`${name}: stage 1 ${compressSeconds.toFixed(1)}s (${bpw.toFixed(3)} bpw)`);
+    }
+    if (first) firstStage1 = stage1;
     t0 = performance.now();
     const t = await finetuneBlockwise(be, model, stage1, dir, `${dir}.work`, {
       calib: values.calib,
@@ -108,7 +121,7 @@ try {
       device: be.describe(),
       compressSeconds,
       tuneSeconds,
-      bpw: c.bpw,
+      bpw,
       blockLosses: t.blocks.map((b) => ({ before: b.lossBefore, after: b.lossAfter })),
     };
     if (values.data) {
