@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # What issue 5 measures on the NVIDIA GPU machine, in one call of at most 10 minutes. Here (with a GPU lent):
-#   npm ci && npm run build && GPU_EXCLUDE="node_modules/@biomejs node_modules/assemblyscript node_modules/playwright-core" bash ../shared/gpu/prepare.sh
+#   npm ci && npm run build && GPU_EXCLUDE="node_modules/@biomejs node_modules/assemblyscript node_modules/playwright-core node_modules/typescript" \
+#     bash ../shared/gpu/prepare.sh   (54 MiB; with dist/ and the working tree about 58 MiB)
 # then the device tool's run with carry [".gpu", "dist"] and the command
 #   source .gpu/setup.sh && bash bench/gpu_session.sh
 # Writes under $OUT: the WebGPU backend suite's log (every backend op, stage 1 + stage 2 against the CPU), the
 # kernel benchmark (bench/webgpu.bench.ts at full scale) and the end-to-end run on stories260K on both backends.
-# llama-en-26m (50 MiB) does not fit one transfer beside .gpu/: run bench/webgpu_e2e.ts on it in a call of its own
-# with the model copied into a git-excluded folder and carried.
+# llama-en-26m (50 MiB) does not fit one transfer beside .gpu/: copy it (and the C4 and WikiText-2 texts) into a
+# git-excluded folder, e.g. .fixtures/, and carry only that in a second call while the machine is still warm (it
+# keeps .gpu/ and the unpacked node_modules): source .gpu/setup.sh && npx tsx bench/webgpu_e2e.ts --model
+# .fixtures/llama-en-26m --calib .fixtures/excerpt.jsonl --data .fixtures/wiki.test.raw --json $OUT/e2e-llama.json
 set -uo pipefail
 out=${OUT:-out/gpu}
 mkdir -p "$out"
