@@ -172,6 +172,17 @@ for (const be of BACKENDS) {
       expect(() => be.adamw(param, be.zeros([n]), m, v, { ...hp, step: 0 })).toThrow(/step/);
     });
 
+    op("codebook_grad", "sums that cancel are exact (no float32 running sum)", async () => {
+      // out 2, in 3, d 2, one code per input column, all three → centroid 0: its element o sums row o of dW
+      const layout = { out: 2, in: 3, d: 2, nb: 1, K: 2, partCols: 1 };
+      const dW = Float32Array.of(1e6, 1e-3, -1e6, 5, 2.5e-3, -5); // [2, 3]
+      const g = await be.read(
+        be.codebook_grad(be.upload(dW, [2, 3]), be.uploadInt(Int32Array.of(0, 0, 0), [3, 1]), layout),
+      );
+      const expected = [dW[0] + dW[1] + dW[2], dW[3] + dW[4] + dW[5], 0, 0]; // float64: 1e-3, 2.5e-3
+      for (let i = 0; i < 4; i++) expect(Math.abs(g[i] - expected[i]), `grad ${i}`).toBeLessThan(1e-9);
+    });
+
     for (const [out, inp, d, K, m, seed] of [
       [10, 3, 4, 5, 2, 82],
       [7, 5, 3, 4, 1, 83],

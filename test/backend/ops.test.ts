@@ -314,6 +314,22 @@ for (const be of BACKENDS) {
       });
     }
 
+    op("kmeans_update", "sums that cancel are exact, the same in every run (no float32 running sum)", async () => {
+      // a float32 running sum loses 1e-3 next to 1e6 (its spacing there is 0.0625) or keeps it, by the order
+      const x = Float32Array.of(1e6, 1e-3, 7, -1e6, 2.5e-3, -7, 3);
+      const codes = Int32Array.of(0, 0, 1, 0, 0, 1, 1);
+      const expected = [x[0] + x[1] + x[3] + x[4], x[2] + x[5] + x[6]]; // in float64
+      const runs: Float32Array[] = [];
+      for (let r = 0; r < 3; r++) {
+        const { sums, counts } = be.kmeans_update(be.upload(x, [7, 1]), be.uploadInt(codes, [7]), 2);
+        runs.push(await be.read(sums));
+        expect(Array.from(await be.read(counts))).toEqual([4, 3]);
+      }
+      for (let k = 0; k < 2; k++) expect(Math.abs(runs[0][k] - expected[k]) / expected[k]).toBeLessThan(1e-6);
+      expect(runs[1]).toEqual(runs[0]);
+      expect(runs[2]).toEqual(runs[0]);
+    });
+
     op("kmeans_update", "N50 K7 d3 seed 44", async () => {
       const x = rand(150, 44);
       const r = new Rng(45);

@@ -86,7 +86,8 @@ type Consts = Record<string, number | boolean>;
 
 /**
  * Which files a shader's source is made of: reduce.wgsl (and row_lse.wgsl) for row reductions, matmul_tiles.wgsl
- * for the tiled products, matmul.wgsl's dense operands for matvec.
+ * for the tiled products, matmul.wgsl's dense operands for matvec, fixed_sum.wgsl for order-independent
+ * scatter-adds.
  */
 const SOURCES: Partial<Record<ShaderName, ShaderName[]>> = {
   rms_norm: ["rms_norm", "reduce"],
@@ -99,6 +100,8 @@ const SOURCES: Partial<Record<ShaderName, ShaderName[]>> = {
   attention_backward: ["attention_backward", "reduce"],
   matmul: ["matmul", "matmul_tiles"],
   matvec: ["matvec", "matmul"],
+  kmeans_update: ["kmeans_update", "fixed_sum"],
+  codebook_grad: ["codebook_grad", "fixed_sum"],
   codebook_linear: ["codebook_linear", "matmul_tiles"],
 };
 
@@ -768,29 +771,33 @@ export class WebGpuBackend implements Backend {
     if (gc.range) checkCodeRange("kmeans_update", gc.range, K);
     const sums = this.tensor([K, d]);
     const counts = this.tensor([K]);
+    const acc = this.pool.acquire(K * d * 8);
     const countsU = this.pool.acquire(K * 4);
-    this.record({ kind: "clear", dst: sums.storage });
-    this.record({ kind: "clear", dst: countsU });
+    const maxBits = this.pool.acquire(4);
+    for (const t of [acc, countsU, maxBits]) this.record({ kind: "clear", dst: t });
     const b: Binding[] = [
       [1, this.own(x, "kmeans_update x").storage],
       [2, gc.storage],
-      [3, sums.storage],
+      [3, acc],
       [4, countsU],
+      [5, maxBits],
+      [6, sums.storage],
+      [7, counts.storage],
     ];
-    this.dispatch("kmeans_update", "accumulate", {}, b, "uuu", [N, d, K], this.grid(Math.ceil(N / WG)));
-    this.dispatch(
-      "kmeans_update",
-      "finish",
-      {},
-      [
-        [5, countsU],
-        [6, counts.storage],
-      ],
-      "uuu",
-      [N, d, K],
-      this.grid(Math.ceil(K / WG)),
-    );
-    this.pool.release(countsU);
+    const fixed = (entry: string, n: number, only: number[]) =>
+      this.dispatch(
+        "kmeans_update",
+        entry,
+        {},
+        b.filter(([i]) => only.includes(i)),
+        "uuu",
+        [N, d, K],
+        this.grid(Math.ceil(n / WG)),
+      );
+    fixed("max_abs", N * d, [1, 5]);
+    fixed("accumulate", N, [1, 2, 3, 4, 5]);
+    fixed("finish", K * d, [3, 4, 5, 6, 7]);
+    for (const t of [acc, countsU, maxBits]) this.pool.release(t);
     return { sums, counts };
   }
 
@@ -1007,13 +1014,32 @@ export class WebGpuBackend implements Backend {
     const m = checkCodebookShapes("codebook_grad", codes, l);
     const c = this.codes("codebook_grad", codes, l);
     const grad = this.tensor([m, l.K, l.d]);
-    this.record({ kind: "clear", dst: grad.storage });
+    const slots = m * l.K * l.d;
+    const acc = this.pool.acquire(slots * 8);
+    const maxBits = this.pool.acquire(4);
+    for (const t of [acc, maxBits]) this.record({ kind: "clear", dst: t });
     const b: Binding[] = [
       [1, this.own(dW, "codebook_grad dW").storage],
       [2, c.storage],
-      [3, grad.storage],
+      [3, acc],
+      [4, maxBits],
+      [5, grad.storage],
     ];
-    this.elementwise("codebook_grad", b, l.out * l.in, "uuuuuu", [l.out, l.in, l.d, l.nb, l.K, l.partCols]);
+    const values = [l.out, l.in, l.d, l.nb, l.K, l.partCols, slots];
+    const pass = (entry: string, n: number, only: number[]) =>
+      this.dispatch(
+        "codebook_grad",
+        entry,
+        {},
+        b.filter(([i]) => only.includes(i)),
+        "uuuuuuu",
+        values,
+        this.grid(Math.ceil(n / WG)),
+      );
+    pass("max_abs", l.out * l.in, [1, 4]);
+    pass("accumulate", l.out * l.in, [1, 2, 3, 4]);
+    pass("finish", slots, [3, 4, 5]);
+    for (const t of [acc, maxBits]) this.pool.release(t);
     return grad;
   }
 }
