@@ -47,7 +47,11 @@ async function gpuApi(opts: GpuOptions): Promise<{ gpu: GPU } | { reason: string
     const name = "webgpu"; // a variable: bundlers for the browser leave this Node-only import alone
     mod = (await import(name)) as { create(options: string[]): GPU };
   } catch (e) {
-    return { reason: `the "webgpu" package (Dawn for Node) did not load: ${(e as Error).message}` };
+    return {
+      reason:
+        `the "webgpu" package (Dawn for Node, an optional dependency) did not load (${(e as Error).message}); ` +
+        "install it with npm install webgpu",
+    };
   }
   return { gpu: mod.create(opts.dawnOptions ?? []) };
 }
