@@ -80,13 +80,20 @@ describe.skipIf(!have)(
       await new Promise((resolve) => server?.close(resolve));
     });
 
-    async function run(prefix: "isolated" | "plain", where: "worker" | "main" | "webgpu"): Promise<Results> {
+    async function run(
+      prefix: "isolated" | "plain",
+      where: "worker" | "main" | "webgpu",
+      skip?: (note: string) => never,
+    ): Promise<Results> {
       const page = await browser.newPage();
       try {
         await page.goto(`${base}/${prefix}/test/browser/page.html?where=${where}`);
         await page.waitForFunction(() => "results" in globalThis, null, { timeout: 120_000 });
         const r = (await page.evaluate(() => (globalThis as unknown as { results: unknown }).results)) as Results;
         expect(r.error).toBeUndefined();
+        // no adapter in this Chromium: skipped with the reason, or a failure where CI requires WebGPU
+        if (r.reason !== undefined && skip && process.env.CLUSCOMP_REQUIRE_WEBGPU !== "1")
+          skip(`no WebGPU adapter in Chromium: ${r.reason}`);
         expect(r.reason, "no WebGPU adapter in Chromium").toBeUndefined();
         expect(r.checks.length).toBeGreaterThan(5);
         for (const c of r.checks) expect(c.nmse, c.name).toBeLessThan(1e-10);
@@ -115,8 +122,11 @@ describe.skipIf(!have)(
       expect(r.describe).toMatch(/^WebAssembly (relaxed )?SIMD.*, 1 thread$/);
     });
 
-    it("the WebGPU backend on the page's navigator.gpu (SwiftShader here): every case against the reference", async () => {
-      const r = await run("plain", "webgpu");
+    it("the WebGPU backend on the page's navigator.gpu (SwiftShader here): every case against the reference", async (ctx) => {
+      const r = await run("plain", "webgpu", (note) => {
+        ctx.skip(note);
+        throw new Error("unreachable: ctx.skip throws");
+      });
       expect(r.describe).toMatch(/^WebGPU on /);
       expect(r.checks.length).toBeGreaterThan(10);
     });
