@@ -145,4 +145,3 @@ for (const r of runs)
       `${(r.compressSeconds + r.tuneSeconds).toFixed(1)} | ${r.ppl?.toFixed(4) ?? "—"} |`,
   );
 if (values.json) fs.writeFileSync(values.json, JSON.stringify(runs, null, 2));
-process.exit(0); // the WebGPU device keeps Node's event loop alive
