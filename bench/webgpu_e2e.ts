@@ -1,7 +1,7 @@
 // End to end on each backend in one process: ClusComp stage 1 (compress) + stage 2 (block-wise codebook tuning)
 // of a model, its perplexity, and the time of each stage. Usage:
 //   npx tsx bench/webgpu_e2e.ts --model ../shared/models/llama-en-26m --calib ../shared/data/c4/excerpt.jsonl \
-//     --data ../shared/data/wikitext2/wiki.test.raw [--backends cpu,webgpu] [--bits 2.14] [--samples 16]
+//     --data ../shared/data/wikitext2/wiki.test.raw [--backends cpu,webgpu] [--bits 2.14] [--vector-dim d] [--samples 16]
 //     [--seqlen 512] [--epochs 3] [--kmeans-iters 20] [--json out.json]
 //   npx tsx bench/webgpu_e2e.ts --synthetic-7b-block [--backends …]   (one random bf16 decoder block shaped like
 //     Llama-2-7B's: hidden 4096, 32 heads, MLP 11008; the bundled example's tokenizer; calibration on its text;
@@ -37,6 +37,7 @@ const { values } = parseArgs({
     data: { type: "string" },
     backends: { type: "string", default: "cpu,webgpu" },
     bits: { type: "string", default: "2.14" },
+    "vector-dim": { type: "string" },
     samples: { type: "string", default: "16" },
     seqlen: { type: "string", default: "512" },
     epochs: { type: "string", default: "3" },
@@ -97,6 +98,7 @@ try {
       const c = await compressModel(be, model, stage1, {
         method: "cluscomp",
         bits: Number(values.bits),
+        vectorDim: values["vector-dim"] === undefined ? undefined : Number(values["vector-dim"]),
         share: "block",
         iters: Number(values["kmeans-iters"]),
         onProgress: compressProgress("cluscomp"),
