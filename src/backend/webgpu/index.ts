@@ -411,6 +411,23 @@ export class WebGpuBackend implements Backend {
     this.dispatch(shader, "main", {}, bindings, types, values, this.grid(Math.ceil(n / WG)));
   }
 
+  /**
+   * The entry points of one shader in order, each with one thread per element of its n and the bindings it uses
+   * (a layout "auto" holds only those): the passes of the fixed-point scatter-adds.
+   */
+  private passes(
+    shader: ShaderName,
+    bindings: Binding[],
+    types: string,
+    values: number[],
+    passes: [entry: string, n: number, bound: number[]][],
+  ): void {
+    for (const [entry, n, bound] of passes) {
+      const b = bindings.filter(([i]) => bound.includes(i));
+      this.dispatch(shader, entry, {}, b, types, values, this.grid(Math.ceil(n / WG)));
+    }
+  }
+
   /** The tile shape of a product with M rows and N columns: big tiles for big products, narrow ones for few rows. */
   private tiles(M: number, N: number): Consts {
     if (M >= 128 && N >= 128) return { TM: 8, TN: 8, BK: 8 };
@@ -492,18 +509,21 @@ export class WebGpuBackend implements Backend {
     return this.gemm(gx.storage, gw.storage, gb?.storage ?? null, M, K, N, false, true, [...x.shape.slice(0, -1), N]);
   }
 
-  /** Checks codes against the layout; their range too when the host has a copy (uploaded codes). */
-  private codes(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): GpuTensor {
-    checkCodebookShapes(op, codes, l, codebooks);
+  /**
+   * Checks codes against the layout (and their range where it is known: uploaded codes); returns them and the
+   * number of codebook parts m.
+   */
+  private codes(op: string, codes: Tensor, l: CodebookLayout, codebooks?: Tensor): { c: GpuTensor; m: number } {
+    const m = checkCodebookShapes(op, codes, l, codebooks);
     const c = this.own(codes, `${op} codes`, "i32");
     if (c.range) checkCodeRange(op, c.range, l.K);
-    return c;
+    return { c, m };
   }
 
   codebook_linear(x: Tensor, codes: Tensor, codebooks: Tensor, bias: Tensor | null, l: CodebookLayout): Tensor {
     check(last(x.shape) === l.in, "codebook_linear", `x must be [..., ${l.in}], got ${formatShape(x.shape)}`);
     check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
-    const c = this.codes("codebook_linear", codes, l, codebooks);
+    const { c } = this.codes("codebook_linear", codes, l, codebooks);
     const gx = this.own(x, "codebook_linear x");
     const books = this.own(codebooks, "codebook_linear codebooks");
     const gb = bias ? this.own(bias, "codebook_linear bias").storage : null;
@@ -784,25 +804,23 @@ export class WebGpuBackend implements Backend {
       [6, sums.storage],
       [7, counts.storage],
     ];
-    const fixed = (entry: string, n: number, only: number[]) =>
-      this.dispatch(
-        "kmeans_update",
-        entry,
-        {},
-        b.filter(([i]) => only.includes(i)),
-        "uuu",
-        [N, d, K],
-        this.grid(Math.ceil(n / WG)),
-      );
-    fixed("max_abs", N * d, [1, 5]);
-    fixed("accumulate", N, [1, 2, 3, 4, 5]);
-    fixed("finish", K * d, [3, 4, 5, 6, 7]);
+    this.passes(
+      "kmeans_update",
+      b,
+      "uuu",
+      [N, d, K],
+      [
+        ["max_abs", N * d, [1, 5]],
+        ["accumulate", N, [1, 2, 3, 4, 5]],
+        ["finish", K * d, [3, 4, 5, 6, 7]],
+      ],
+    );
     for (const t of [acc, countsU, maxBits]) this.pool.release(t);
     return { sums, counts };
   }
 
   codebook_decode(codes: Tensor, codebooks: Tensor, l: CodebookLayout): Tensor {
-    const c = this.codes("codebook_decode", codes, l, codebooks);
+    const { c } = this.codes("codebook_decode", codes, l, codebooks);
     const w = this.tensor([l.out, l.in]);
     const b: Binding[] = [
       [1, c.storage],
@@ -1011,8 +1029,7 @@ export class WebGpuBackend implements Backend {
 
   codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor {
     check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
-    const m = checkCodebookShapes("codebook_grad", codes, l);
-    const c = this.codes("codebook_grad", codes, l);
+    const { c, m } = this.codes("codebook_grad", codes, l);
     const grad = this.tensor([m, l.K, l.d]);
     const slots = m * l.K * l.d;
     const acc = this.pool.acquire(slots * 8);
@@ -1025,20 +1042,17 @@ export class WebGpuBackend implements Backend {
       [4, maxBits],
       [5, grad.storage],
     ];
-    const values = [l.out, l.in, l.d, l.nb, l.K, l.partCols, slots];
-    const pass = (entry: string, n: number, only: number[]) =>
-      this.dispatch(
-        "codebook_grad",
-        entry,
-        {},
-        b.filter(([i]) => only.includes(i)),
-        "uuuuuuu",
-        values,
-        this.grid(Math.ceil(n / WG)),
-      );
-    pass("max_abs", l.out * l.in, [1, 4]);
-    pass("accumulate", l.out * l.in, [1, 2, 3, 4]);
-    pass("finish", slots, [3, 4, 5]);
+    this.passes(
+      "codebook_grad",
+      b,
+      "uuuuuuu",
+      [l.out, l.in, l.d, l.nb, l.K, l.partCols, slots],
+      [
+        ["max_abs", l.out * l.in, [1, 4]],
+        ["accumulate", l.out * l.in, [1, 2, 3, 4]],
+        ["finish", slots, [3, 4, 5]],
+      ],
+    );
     for (const t of [acc, maxBits]) this.pool.release(t);
     return grad;
   }
