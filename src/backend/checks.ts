@@ -147,3 +147,103 @@ export function checkAdamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, st
   );
   check(Number.isInteger(step) && step >= 1, "adamw", `step must be an integer ≥ 1, got ${step}`);
 }
+
+// --- the checks of single ops (each backend calls them first) ------------------------------------------------
+
+/** The data of an upload fits its shape. */
+export function checkUpload(data: ArrayLike<number>, shape: Shape): void {
+  check(data.length === numel(shape), "upload", `data of ${data.length} elements does not fit ${formatShape(shape)}`);
+}
+
+export function checkReshape(t: Tensor, shape: Shape): void {
+  check(numel(shape) === numel(t.shape), "reshape", `${formatShape(t.shape)} has no view as ${formatShape(shape)}`);
+}
+
+/** codebook_linear's x and bias (the codes and codebooks: checkCodebookShapes). */
+export function checkCodebookLinear(x: Tensor, bias: Tensor | null, l: CodebookLayout): void {
+  check(last(x.shape) === l.in, "codebook_linear", `x must be [..., ${l.in}], got ${formatShape(x.shape)}`);
+  check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
+}
+
+export function checkAdd(a: Tensor, b: Tensor): void {
+  check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
+}
+
+/** rms_norm (and its backward, with dy): returns the row length C. */
+export function checkRmsNorm(op: string, x: Tensor, weight: Tensor, dy?: Tensor): number {
+  const C = last(x.shape);
+  check(shapeEquals(weight.shape, [C]), op, `weight must be [${C}]`);
+  if (dy) check(shapeEquals(dy.shape, x.shape), op, "dy must have x's shape");
+  return C;
+}
+
+export function checkSiluMul(gate: Tensor, up: Tensor): void {
+  check(shapeEquals(gate.shape, up.shape), "silu_mul", "gate and up shapes differ");
+}
+
+export function checkSiluMulBackward(gate: Tensor, up: Tensor, dy: Tensor): void {
+  check(
+    shapeEquals(gate.shape, up.shape) && shapeEquals(gate.shape, dy.shape),
+    "silu_mul_backward",
+    "gate, up and dy shapes differ",
+  );
+}
+
+/** Returns the vocabulary V and width C of the table (the ids: checkTokenIds). */
+export function checkEmbedding(table: Tensor): { V: number; C: number } {
+  check(table.shape.length === 2, "embedding", "table must be [V, C]");
+  const [V, C] = table.shape;
+  return { V, C };
+}
+
+/** Returns the vocabulary V and the rows R of the logits (the targets' values: checkTokenIds). */
+export function checkCrossEntropy(logits: Tensor, targets: Tensor): { V: number; R: number } {
+  const V = last(logits.shape);
+  const R = rows(logits);
+  check(numel(targets.shape) === R, "cross_entropy", "one target per row of logits");
+  return { V, R };
+}
+
+export function checkKmeansAssign(x: Tensor, centroids: Tensor): { N: number; d: number; K: number } {
+  check(x.shape.length === 2 && centroids.shape.length === 2, "kmeans_assign", "x and centroids must be 2-D");
+  const [N, d] = x.shape;
+  const K = centroids.shape[0];
+  check(centroids.shape[1] === d && K >= 1, "kmeans_assign", `centroids must be [K ≥ 1, ${d}]`);
+  return { N, d, K };
+}
+
+/** Returns N and d of x (the codes' values: checkCodeRange). */
+export function checkKmeansUpdate(x: Tensor, codes: Tensor): { N: number; d: number } {
+  const [N, d] = x.shape;
+  check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
+  return { N, d };
+}
+
+export function checkAttentionBackward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dout: Tensor,
+  p: AttentionParams,
+): AttentionShape {
+  const s = checkAttention("attention_backward", q, k, v, p);
+  check(shapeEquals(dout.shape, q.shape), "attention_backward", "dout must have q's shape");
+  return s;
+}
+
+/** Returns the number of elements n (≥ 1). */
+export function checkMse(pred: Tensor, target: Tensor): number {
+  check(
+    shapeEquals(pred.shape, target.shape),
+    "mse",
+    `shapes differ: ${formatShape(pred.shape)} vs ${formatShape(target.shape)}`,
+  );
+  const n = numel(pred.shape);
+  check(n > 0, "mse", "empty tensors");
+  return n;
+}
+
+/** codebook_grad's dW (the codes: checkCodebookShapes). */
+export function checkCodebookGrad(dW: Tensor, l: CodebookLayout): void {
+  check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
+}

@@ -2,7 +2,7 @@
 // Every fast backend is tested against it. Tensors are host typed arrays.
 
 import { BackendError } from "../../errors.js";
-import { formatShape, numel, type Shape, shapeEquals } from "../../tensor/shape.js";
+import { formatShape, numel, type Shape } from "../../tensor/shape.js";
 import type {
   AdamWParams,
   AttentionParams,
@@ -15,16 +15,28 @@ import type {
   Tensor,
 } from "../backend.js";
 import {
-  check,
   checkAdamw,
+  checkAdd,
   checkAttention,
+  checkAttentionBackward,
+  checkCodebookGrad,
+  checkCodebookLinear,
   checkCodebookShapes,
   checkCodeRange,
+  checkCrossEntropy,
+  checkEmbedding,
+  checkKmeansAssign,
+  checkKmeansUpdate,
   checkLinear,
   checkMatmul,
+  checkMse,
   checkNarrow,
+  checkReshape,
+  checkRmsNorm,
   checkRope,
   checkRtn,
+  checkSiluMul,
+  checkSiluMulBackward,
   checkTokenIds,
   checkWriteRows,
   intRange,
@@ -176,7 +188,7 @@ export class CpuBackend implements Backend {
   }
 
   reshape(t: Tensor, shape: Shape): Tensor {
-    check(numel(shape) === numel(t.shape), "reshape", `${formatShape(t.shape)} has no view as ${formatShape(shape)}`);
+    checkReshape(t, shape);
     if (!(t instanceof CpuTensor))
       throw new BackendError("backend.foreign", "reshape: tensor is not from the cpu backend");
     return new CpuTensor(t.data, shape);
@@ -207,8 +219,7 @@ export class CpuBackend implements Backend {
   }
 
   codebook_linear(x: Tensor, codes: Tensor, codebooks: Tensor, bias: Tensor | null, l: CodebookLayout): Tensor {
-    check(last(x.shape) === l.in, "codebook_linear", `x must be [..., ${l.in}], got ${formatShape(x.shape)}`);
-    check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
+    checkCodebookLinear(x, bias, l);
     if (!this.kernels) {
       // the maths: decode W, then y = x·Wᵀ + b
       const w = this.codebook_decode(codes, codebooks, l);
@@ -224,7 +235,7 @@ export class CpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
+    checkAdd(a, b);
     const x = f32(a, "add a");
     const y = f32(b, "add b");
     const out = new Float32Array(x.length);
@@ -233,8 +244,7 @@ export class CpuBackend implements Backend {
   }
 
   rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    const C = last(x.shape);
-    check(shapeEquals(weight.shape, [C]), "rms_norm", `weight must be [${C}]`);
+    const C = checkRmsNorm("rms_norm", x, weight);
     const out = new Float32Array(numel(x.shape));
     rms_norm_forward(out, f32(x, "rms_norm x"), f32(weight, "rms_norm weight"), numel(x.shape) / C, C, eps);
     return new CpuTensor(out, x.shape);
@@ -268,7 +278,7 @@ export class CpuBackend implements Backend {
   }
 
   silu_mul(gate: Tensor, up: Tensor): Tensor {
-    check(shapeEquals(gate.shape, up.shape), "silu_mul", "gate and up shapes differ");
+    checkSiluMul(gate, up);
     const n = numel(gate.shape);
     const out = new Float32Array(n);
     (this.kernels ? this.kernels.siluMul : silu_mul_forward)(
@@ -281,8 +291,7 @@ export class CpuBackend implements Backend {
   }
 
   embedding(ids: Tensor, table: Tensor): Tensor {
-    check(table.shape.length === 2, "embedding", "table must be [V, C]");
-    const [V, C] = table.shape;
+    const { V, C } = checkEmbedding(table);
     const idv = i32(ids, "embedding ids");
     checkTokenIds("embedding", intRange(idv), V, false);
     const out = new Float32Array(idv.length * C);
@@ -305,9 +314,7 @@ export class CpuBackend implements Backend {
   }
 
   cross_entropy(logits: Tensor, targets: Tensor): Tensor {
-    const V = last(logits.shape);
-    const rows = numel(logits.shape) / V;
-    check(numel(targets.shape) === rows, "cross_entropy", "one target per row of logits");
+    const { V, R: rows } = checkCrossEntropy(logits, targets);
     const t = i32(targets, "cross_entropy targets");
     checkTokenIds("cross_entropy", intRange(t), V, true);
     const out = new Float32Array(rows);
@@ -333,10 +340,7 @@ export class CpuBackend implements Backend {
   }
 
   kmeans_assign(x: Tensor, centroids: Tensor): { codes: Tensor; distances: Tensor } {
-    check(x.shape.length === 2 && centroids.shape.length === 2, "kmeans_assign", "x and centroids must be 2-D");
-    const [N, d] = x.shape;
-    const K = centroids.shape[0];
-    check(centroids.shape[1] === d && K >= 1, "kmeans_assign", `centroids must be [K ≥ 1, ${d}]`);
+    const { N, d, K } = checkKmeansAssign(x, centroids);
     const codes = new Int32Array(N);
     const distances = new Float32Array(N);
     const run = this.kernels ? this.kernels.kmeansAssign : kmeans_assign_forward;
@@ -345,8 +349,7 @@ export class CpuBackend implements Backend {
   }
 
   kmeans_update(x: Tensor, codes: Tensor, K: number): { sums: Tensor; counts: Tensor } {
-    const [N, d] = x.shape;
-    check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
+    const { N, d } = checkKmeansUpdate(x, codes);
     const c = i32(codes, "kmeans_update codes");
     checkCodeRange("kmeans_update", intRange(c), K);
     const sums = new Float32Array(K * d);
@@ -379,9 +382,7 @@ export class CpuBackend implements Backend {
   }
 
   rms_norm_backward(x: Tensor, weight: Tensor, dy: Tensor, eps: number): { dx: Tensor; dweight: Tensor } {
-    const C = last(x.shape);
-    check(shapeEquals(weight.shape, [C]), "rms_norm_backward", `weight must be [${C}]`);
-    check(shapeEquals(dy.shape, x.shape), "rms_norm_backward", "dy must have x's shape");
+    const C = checkRmsNorm("rms_norm_backward", x, weight, dy);
     const dx = new Float32Array(numel(x.shape));
     const dweight = new Float32Array(C);
     rms_norm_backward_forward(
@@ -404,8 +405,7 @@ export class CpuBackend implements Backend {
     dout: Tensor,
     p: AttentionParams,
   ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-    const shape = checkAttention("attention_backward", q, k, v, p);
-    check(shapeEquals(dout.shape, q.shape), "attention_backward", "dout must have q's shape");
+    const shape = checkAttentionBackward(q, k, v, dout, p);
     const dq = new Float32Array(numel(q.shape));
     const dk = new Float32Array(numel(k.shape));
     const dv = new Float32Array(numel(k.shape));
@@ -425,11 +425,7 @@ export class CpuBackend implements Backend {
   }
 
   silu_mul_backward(gate: Tensor, up: Tensor, dy: Tensor): { dgate: Tensor; dup: Tensor } {
-    check(
-      shapeEquals(gate.shape, up.shape) && shapeEquals(gate.shape, dy.shape),
-      "silu_mul_backward",
-      "gate, up and dy shapes differ",
-    );
+    checkSiluMulBackward(gate, up, dy);
     const n = numel(gate.shape);
     const dgate = new Float32Array(n);
     const dup = new Float32Array(n);
@@ -452,13 +448,7 @@ export class CpuBackend implements Backend {
   }
 
   mse(pred: Tensor, target: Tensor): { loss: Tensor; grad: Tensor } {
-    check(
-      shapeEquals(pred.shape, target.shape),
-      "mse",
-      `shapes differ: ${formatShape(pred.shape)} vs ${formatShape(target.shape)}`,
-    );
-    const n = numel(pred.shape);
-    check(n > 0, "mse", "empty tensors");
+    const n = checkMse(pred, target);
     const grad = new Float32Array(n);
     const loss = mse_forward(grad, f32(pred, "mse pred"), f32(target, "mse target"), n);
     return { loss: new CpuTensor(Float32Array.of(loss), [1]), grad: new CpuTensor(grad, pred.shape) };
@@ -482,7 +472,7 @@ export class CpuBackend implements Backend {
   }
 
   codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor {
-    check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
+    checkCodebookGrad(dW, l);
     const c = checkCodebook("codebook_grad", codes, l);
     const m = Math.ceil(l.nb / l.partCols);
     const grad = new Float32Array(m * l.K * l.d);

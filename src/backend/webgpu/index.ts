@@ -4,7 +4,7 @@
 // Validated against the CPU reference by the same backend suite (test/backend).
 
 import { BackendError } from "../../errors.js";
-import { formatShape, numel, type Shape, shapeEquals } from "../../tensor/shape.js";
+import { formatShape, numel, type Shape } from "../../tensor/shape.js";
 import type {
   AdamWParams,
   AttentionParams,
@@ -18,17 +18,30 @@ import type {
   Tensor,
 } from "../backend.js";
 import {
-  check,
   checkAdamw,
+  checkAdd,
   checkAttention,
+  checkAttentionBackward,
+  checkCodebookGrad,
+  checkCodebookLinear,
   checkCodebookShapes,
   checkCodeRange,
+  checkCrossEntropy,
+  checkEmbedding,
+  checkKmeansAssign,
+  checkKmeansUpdate,
   checkLinear,
   checkMatmul,
+  checkMse,
   checkNarrow,
+  checkReshape,
+  checkRmsNorm,
   checkRope,
   checkRtn,
+  checkSiluMul,
+  checkSiluMulBackward,
   checkTokenIds,
+  checkUpload,
   checkWriteRows,
   type IntRange,
   intRange,
@@ -202,7 +215,7 @@ export class WebGpuBackend implements Backend {
   }
 
   upload(data: Float32Array, shape: Shape): Tensor {
-    check(data.length === numel(shape), "upload", `data of ${data.length} elements does not fit ${formatShape(shape)}`);
+    checkUpload(data, shape);
     const t = this.tensor(shape);
     // copied now: the caller may reuse its array before the batch is submitted
     this.record({
@@ -214,7 +227,7 @@ export class WebGpuBackend implements Backend {
   }
 
   uploadInt(data: Int32Array, shape: Shape): Tensor {
-    check(data.length === numel(shape), "upload", `data of ${data.length} elements does not fit ${formatShape(shape)}`);
+    checkUpload(data, shape);
     const copy = data.slice(); // the caller may reuse its array before the batch is submitted
     const t = this.tensor(shape, "i32", intRange(copy));
     this.record({ kind: "upload", dst: t.storage, data: new Uint8Array(copy.buffer) });
@@ -270,7 +283,7 @@ export class WebGpuBackend implements Backend {
   }
 
   reshape(t: Tensor, shape: Shape): Tensor {
-    check(numel(shape) === numel(t.shape), "reshape", `${formatShape(t.shape)} has no view as ${formatShape(shape)}`);
+    checkReshape(t, shape);
     const g = this.own(t, "reshape", t.dtype);
     return new GpuTensor(g.storage, shape, g.dtype, g.range);
   }
@@ -521,8 +534,7 @@ export class WebGpuBackend implements Backend {
   }
 
   codebook_linear(x: Tensor, codes: Tensor, codebooks: Tensor, bias: Tensor | null, l: CodebookLayout): Tensor {
-    check(last(x.shape) === l.in, "codebook_linear", `x must be [..., ${l.in}], got ${formatShape(x.shape)}`);
-    check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
+    checkCodebookLinear(x, bias, l);
     const { c } = this.codes("codebook_linear", codes, l, codebooks);
     const gx = this.own(x, "codebook_linear x");
     const books = this.own(codebooks, "codebook_linear codebooks");
@@ -598,7 +610,7 @@ export class WebGpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
+    checkAdd(a, b);
     const out = this.tensor(a.shape);
     this.elementwise(
       "add",
@@ -613,8 +625,7 @@ export class WebGpuBackend implements Backend {
   }
 
   rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    const C = last(x.shape);
-    check(shapeEquals(weight.shape, [C]), "rms_norm", `weight must be [${C}]`);
+    const C = checkRmsNorm("rms_norm", x, weight);
     const out = this.tensor(x.shape);
     const R = rows(x);
     const b: Binding[] = [
@@ -660,7 +671,7 @@ export class WebGpuBackend implements Backend {
   }
 
   silu_mul(gate: Tensor, up: Tensor): Tensor {
-    check(shapeEquals(gate.shape, up.shape), "silu_mul", "gate and up shapes differ");
+    checkSiluMul(gate, up);
     const out = this.tensor(gate.shape);
     const b: Binding[] = [
       [1, this.own(gate, "silu_mul gate").storage],
@@ -672,8 +683,7 @@ export class WebGpuBackend implements Backend {
   }
 
   embedding(ids: Tensor, table: Tensor): Tensor {
-    check(table.shape.length === 2, "embedding", "table must be [V, C]");
-    const [V, C] = table.shape;
+    const { V, C } = checkEmbedding(table);
     const gi = this.own(ids, "embedding ids", "i32");
     if (gi.range) checkTokenIds("embedding", gi.range, V, false);
     const out = this.tensor([...ids.shape, C]);
@@ -719,9 +729,7 @@ export class WebGpuBackend implements Backend {
   }
 
   cross_entropy(logits: Tensor, targets: Tensor): Tensor {
-    const V = last(logits.shape);
-    const R = rows(logits);
-    check(numel(targets.shape) === R, "cross_entropy", "one target per row of logits");
+    const { V, R } = checkCrossEntropy(logits, targets);
     const gt = this.own(targets, "cross_entropy targets", "i32");
     if (gt.range) checkTokenIds("cross_entropy", gt.range, V, true);
     const out = this.tensor(targets.shape);
@@ -765,10 +773,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kmeans_assign(x: Tensor, centroids: Tensor): { codes: Tensor; distances: Tensor } {
-    check(x.shape.length === 2 && centroids.shape.length === 2, "kmeans_assign", "x and centroids must be 2-D");
-    const [N, d] = x.shape;
-    const K = centroids.shape[0];
-    check(centroids.shape[1] === d && K >= 1, "kmeans_assign", `centroids must be [K ≥ 1, ${d}]`);
+    const { N, d, K } = checkKmeansAssign(x, centroids);
     if (d > 256) throw new BackendError("backend.unsupported", `webgpu kmeans_assign: vector length ${d} > 256`);
     const codes = this.tensor([N], "i32");
     const distances = this.tensor([N]);
@@ -785,8 +790,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kmeans_update(x: Tensor, codes: Tensor, K: number): { sums: Tensor; counts: Tensor } {
-    const [N, d] = x.shape;
-    check(x.shape.length === 2 && shapeEquals(codes.shape, [N]), "kmeans_update", "codes must be [N] for x [N, d]");
+    const { N, d } = checkKmeansUpdate(x, codes);
     const gc = this.own(codes, "kmeans_update codes", "i32");
     if (gc.range) checkCodeRange("kmeans_update", gc.range, K);
     const sums = this.tensor([K, d]);
@@ -847,9 +851,7 @@ export class WebGpuBackend implements Backend {
   // --- training ---------------------------------------------------------------------------------------------
 
   rms_norm_backward(x: Tensor, weight: Tensor, dy: Tensor, eps: number): { dx: Tensor; dweight: Tensor } {
-    const C = last(x.shape);
-    check(shapeEquals(weight.shape, [C]), "rms_norm_backward", `weight must be [${C}]`);
-    check(shapeEquals(dy.shape, x.shape), "rms_norm_backward", "dy must have x's shape");
+    const C = checkRmsNorm("rms_norm_backward", x, weight, dy);
     const R = rows(x);
     const dx = this.tensor(x.shape);
     const dweight = this.tensor([C]);
@@ -897,8 +899,7 @@ export class WebGpuBackend implements Backend {
     dout: Tensor,
     p: AttentionParams,
   ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-    const s = checkAttention("attention_backward", q, k, v, p);
-    check(shapeEquals(dout.shape, q.shape), "attention_backward", "dout must have q's shape");
+    const s = checkAttentionBackward(q, k, v, dout, p);
     const params = this.attentionParams(s);
     const dq = this.tensor(q.shape);
     const dk = this.tensor(k.shape);
@@ -934,11 +935,7 @@ export class WebGpuBackend implements Backend {
   }
 
   silu_mul_backward(gate: Tensor, up: Tensor, dy: Tensor): { dgate: Tensor; dup: Tensor } {
-    check(
-      shapeEquals(gate.shape, up.shape) && shapeEquals(gate.shape, dy.shape),
-      "silu_mul_backward",
-      "gate, up and dy shapes differ",
-    );
+    checkSiluMulBackward(gate, up, dy);
     const dgate = this.tensor(gate.shape);
     const dup = this.tensor(gate.shape);
     const b: Binding[] = [
@@ -969,13 +966,7 @@ export class WebGpuBackend implements Backend {
   }
 
   mse(pred: Tensor, target: Tensor): { loss: Tensor; grad: Tensor } {
-    check(
-      shapeEquals(pred.shape, target.shape),
-      "mse",
-      `shapes differ: ${formatShape(pred.shape)} vs ${formatShape(target.shape)}`,
-    );
-    const n = numel(pred.shape);
-    check(n > 0, "mse", "empty tensors");
+    const n = checkMse(pred, target);
     const groups = Math.ceil(n / WG);
     const grad = this.tensor(pred.shape);
     const loss = this.tensor([1]);
@@ -1028,7 +1019,7 @@ export class WebGpuBackend implements Backend {
   }
 
   codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor {
-    check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
+    checkCodebookGrad(dW, l);
     const { c, m } = this.codes("codebook_grad", codes, l);
     const grad = this.tensor([m, l.K, l.d]);
     const slots = m * l.K * l.d;
