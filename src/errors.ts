@@ -34,3 +34,6 @@ export class ModelError extends CluscompError {}
 
 /** Compression settings that cannot be met (K out of range, target bits unreachable, output not empty…). */
 export class CompressionError extends CluscompError {}
+
+/** An output location that cannot be written (a file in the way, no permission, not empty…). */
+export class OutputError extends CluscompError {}

@@ -34,11 +34,21 @@ export {
   type CompressOptions,
   type CompressProgress,
   type CompressReport,
-  checkOutputDir,
   compressModel,
+  defaultShare,
+  describePlan,
   dirBytes,
+  MAX_BITS,
+  resolvedCompressOptions,
   resolvePlan,
 } from "./compress/compress.js";
+export {
+  DENSE_DTYPES,
+  type DecompressOptions,
+  type DecompressReport,
+  type DenseDtype,
+  decompressModel,
+} from "./compress/decompress.js";
 export {
   type CentroidDtype,
   type KMeansOptions,
@@ -49,7 +59,6 @@ export {
 } from "./compress/kmeans.js";
 export {
   type CodebookGroup,
-  defaultVectorDim,
   listLinears,
   type MatrixSpec,
   type PlanOptions,
@@ -66,21 +75,32 @@ export {
   CompressionError,
   ConfigError,
   ModelError,
+  OutputError,
   SafetensorsError,
   TokenizerError,
   UnsupportedError,
   UsageError,
 } from "./errors.js";
+export { type DivergenceResult, divergence } from "./eval/divergence.js";
 export { type PerplexityOptions, type PerplexityResult, perplexity } from "./eval/perplexity.js";
 export { bitsPerplexitySvg, type ComparisonRow, resultsTable } from "./eval/report.js";
-export { type GenerateOptions, type GenerateResult, generate } from "./generate/generate.js";
+export {
+  applyRepetitionPenalty,
+  GENERATE_DEFAULTS,
+  type GenerateOptions,
+  type GenerateResult,
+  generate,
+  type StopReason,
+} from "./generate/generate.js";
 export { argmax, type SamplingOptions, sampleToken } from "./generate/sampling.js";
+export { checkOutputDir, type OutputLocation, removeStaleTemporaries } from "./io/atomic.js";
 export {
   FORMAT_VERSION,
   parseQuantizationConfig,
   type QuantizationConfig,
   type QuantModule,
 } from "./io/cluscomp_format.js";
+export { modelFingerprint } from "./io/fingerprint.js";
 export {
   type Architecture,
   type ModelConfig,
@@ -88,6 +108,7 @@ export {
   type RopeScaling,
   readModelConfig,
 } from "./io/hf_config.js";
+export { hubCacheDir, looksLikeHubId, resolveHubModel, resolveModelPath } from "./io/hub_cache.js";
 export { inspectModel, type ModelSummary, tensorGroup } from "./io/inspect.js";
 export {
   INDEX_FILE,
@@ -99,6 +120,7 @@ export {
   type TensorToWrite,
   writeSafetensors,
 } from "./io/safetensors.js";
+export { decodeUtf8, MAX_TEXT_BYTES, parseDocuments, readTextFile } from "./io/text.js";
 export { loadTokenizer, type Tokenizer } from "./io/tokenizer.js";
 export {
   type DecoderLayer,
@@ -137,8 +159,17 @@ export {
   type BlockwiseOptions,
   type BlockwiseProgress,
   type BlockwiseReport,
+  type BlockwiseSettings,
+  DEFAULT_LR,
+  DEFAULT_LR_SCHEDULE,
   finetuneBlockwise,
+  finetuneRecord,
+  LR_SCHEDULES,
+  type LrSchedule,
+  resolveBlockwiseOptions,
+  scheduledLr,
 } from "./train/blockwise.js";
 export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
 export { ActivationStream } from "./train/stream.js";
 export { adamMoments, type TrainableParam, trainableGrads, trainableParams, trainStep } from "./train/trainable.js";
+export { compressAndTune, type TwoStageHooks, type TwoStageReport } from "./train/two_stage.js";

@@ -4,6 +4,7 @@ import { UsageError } from "../errors.js";
 import { BACKEND_NAMES, type Backend } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
 import { WebGpuBackend } from "./webgpu/index.js";
+import { probeHardwareAdapter } from "./webgpu/probe.js";
 
 export interface BackendOptions {
   /** Threads for the CPU backend's fast tier (default: every core). */
@@ -13,15 +14,19 @@ export interface BackendOptions {
 /**
  * `cpu`: the CPU backend's fast tier; `reference`: its plain loops; `webgpu`: the GPU (an error when there is no
  * adapter); `auto`: WebGPU on a hardware adapter, else the CPU (a software adapter such as llvmpipe or SwiftShader
- * is slower than the CPU backend on the same machine, so `auto` does not pick it).
+ * is slower than the CPU backend on the same machine, so `auto` does not pick it). `auto` looks for the adapter
+ * quietly (webgpu/probe.ts) and opens the GPU in this process only when there is a hardware one, so a machine
+ * without a GPU never sees driver messages.
  */
 export async function createBackend(name: string, opts: BackendOptions = {}): Promise<Backend> {
   switch (name) {
     case "auto": {
-      const gpu = await WebGpuBackend.tryCreate();
-      if (gpu instanceof WebGpuBackend) {
-        if (!gpu.software) return gpu;
-        await gpu.destroy();
+      if ((await probeHardwareAdapter()) !== null) {
+        const gpu = await WebGpuBackend.tryCreate();
+        if (gpu instanceof WebGpuBackend) {
+          if (!gpu.software) return gpu;
+          await gpu.destroy();
+        }
       }
       return cpu(opts);
     }

@@ -5,7 +5,14 @@ import { parseArgs } from "node:util";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import { UsageError } from "../errors.js";
+import { checkOutputDir } from "../io/atomic.js";
+import { resolveModelPath } from "../io/hub_cache.js";
 import { checkModelDir } from "../model/load.js";
+
+/** Throws the usage error (exit code 2). */
+export function usage(code: string, message: string): never {
+  throw new UsageError(code, message);
+}
 
 export type OptionSpec = Record<
   string,
@@ -59,6 +66,25 @@ export function numOpt(a: ParsedArgs, name: string, fallback: number): number {
     throw new UsageError("usage.value", `--${name} must be a number, got ${JSON.stringify(v)}`);
   }
   return n;
+}
+
+/** The --backend / --threads lines of every compute command's help. */
+export const BACKEND_HELP = `  --backend NAME       auto (default: WebGPU on a hardware GPU, else cpu) | cpu | webgpu | reference
+  --threads N          CPU threads (default: every core)`;
+
+/** The directory a --model style argument names: a path, or a hub id found in the local Hugging Face cache. */
+export function resolveModelArg(arg: string, flagName: string): string {
+  return resolveModelPath(arg, flagName);
+}
+
+/**
+ * Checks an --out location before any work (see checkOutputDir) and says which stale temporaries of killed runs
+ * it removed. Returns the directory to write (a symbolic link resolved).
+ */
+export function checkOutputArg(out: string): string {
+  const loc = checkOutputDir(out);
+  for (const r of loc.removed) process.stderr.write(`removed ${r}, left by a run that is no longer running\n`);
+  return loc.dir;
 }
 
 export const BACKEND_OPTION: OptionSpec = {

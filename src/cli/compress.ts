@@ -1,19 +1,25 @@
-// cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K [--codebooks m]) [options]
+// cluscomp compress --model DIR --out DIR --bits B [options]: stage 1 (k-means codebooks or the RTN baseline),
+// and with --finetune blockwise stage 2 as well.
 
 import * as fs from "node:fs";
-import * as path from "node:path";
-import { UsageError } from "../errors.js";
 import {
+  type CodebookGroup,
   type CompressOptions,
-  checkOutputDir,
+  compressAndTune,
   compressModel,
-  dirBytes,
+  defaultShare,
+  describePlan,
+  MAX_BITS,
+  planBpw,
+  planBudget,
   SHARE_MODES,
   type ShareMode,
 } from "../index.js";
 import {
+  BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
+  checkOutputArg,
   flag,
   intOpt,
   numOpt,
@@ -21,83 +27,115 @@ import {
   optStr,
   type ParsedArgs,
   parse,
+  resolveModelArg,
   str,
+  usage,
 } from "./args.js";
-import { FINETUNE_OPTIONS, FINETUNE_OPTIONS_HELP, finetuneOptions, formatFinetune, runFinetune } from "./finetune.js";
+import {
+  dirPerplexity,
+  FINETUNE_OPTIONS,
+  FINETUNE_OPTIONS_HELP,
+  type FinetuneSummary,
+  finetuneOptions,
+  finetuneProgress,
+  formatFinetune,
+} from "./finetune.js";
 import { ProgressBar } from "./progress.js";
 
-export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR (--bits B | --vector-dim d --clusters K) [options]
-  Compresses every q/k/v/o and gate/up/down weight; writes a cluscomp checkpoint directory (atomically).
-  --method NAME        cluscomp (k-means codebooks, default) | rtn (round-to-nearest baseline)
-  --bits B             cluscomp: target bits per weight (the planner picks K per codebook);
-                       rtn: integer bit width (1..8)
-  --vector-dim d       cluscomp: vector length (default from --bits: 4.14→4, 3→6, 2.28/2.14→8, 2→9)
-  --clusters K         cluscomp: centroids per codebook (instead of --bits; needs --vector-dim)
-  --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; --share none)
-  --share MODE         none | block (attention / MLP codebook per block) | model (per projection type)
-  --iters N            Lloyd iterations (default 20)
-  --seed S             k-means seed (default 0)
-  --centroid-dtype T   F16 (default) | BF16
-  --group-size G       rtn: group size along the input axis (default 128)
+export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means codebooks, default) | rtn (round-to-nearest baseline)
+  --bits B             cluscomp: target bits per weight, 0 < B < ${MAX_BITS}; the planner picks a vector length and K for
+                       every codebook within it (codes and codebooks counted) and prints what it chose;
+                       rtn: integer bit width 1..8
+  --vector-dim d       cluscomp: one vector length for every codebook instead of the planner's choice
+  --clusters K         cluscomp: centroids per codebook instead of --bits (needs --vector-dim)
+  --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; m > 1 means --share none)
+  --share MODE         cluscomp: block (default: one codebook per block for attention, one for the MLP; measured
+                       best on both shared models) | none (one per matrix) | model (one per projection type)
+  --iters N            cluscomp: Lloyd iterations, ≥ 1 (default 20)
+  --seed S             cluscomp: k-means seed (default 0)
+  --centroid-dtype T   cluscomp: F16 (default) | BF16
+  --group-size G       rtn: group size along the input axis (default 128)`;
+
+export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR --bits B [options]
+  Compresses every q/k/v/o and gate/up/down weight; writes a cluscomp checkpoint directory (atomically; the
+  output must not exist or be empty). --model is a directory or a Hugging Face hub id in the local cache.
+${COMPRESS_OPTIONS_HELP}
   --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
                        --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
 ${FINETUNE_OPTIONS_HELP}
-  --backend NAME       cpu | reference | auto (default auto)
-  --threads N          CPU threads (default: every core)
-  --json               print one JSON object {bpw, bytes, seconds, …} on stdout`;
+${BACKEND_HELP}
+  --json               print one JSON object {bpw, bytes, seconds, …} on stdout
+  Progress: k-means work in Mdist (millions of vector–centroid distances: N vectors · K centroids per Lloyd
+  iteration), with the mse (mean squared error per weight) of the codebook being fitted.`;
 
-const COMPRESS_OPTIONS: OptionSpec = {
+export const COMPRESS_OPTIONS: OptionSpec = {
   method: { type: "string", default: "cluscomp" },
   bits: { type: "string" },
   "vector-dim": { type: "string" },
   clusters: { type: "string" },
   codebooks: { type: "string" },
-  share: { type: "string", default: "none" },
+  share: { type: "string" },
   iters: { type: "string" },
   seed: { type: "string" },
-  "centroid-dtype": { type: "string", default: "F16" },
+  "centroid-dtype": { type: "string" },
   "group-size": { type: "string" },
 };
 
-/** Compression options from parsed flags (shared by `compress` and `compare --run`). */
+/** The flags each method reads; any other compression flag given with it is a usage error, never ignored. */
+const METHOD_FLAGS: Record<"cluscomp" | "rtn", readonly string[]> = {
+  cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "share", "iters", "seed", "centroid-dtype"],
+  rtn: ["bits", "group-size"],
+};
+
+/** Compression options from parsed flags (shared by `compress` and `compare --run`), validated as usage. */
 export function compressOptions(a: ParsedArgs, command: string): CompressOptions {
   const method = str(a, "method", command);
   if (method !== "cluscomp" && method !== "rtn")
-    throw new UsageError("usage.method", `--method must be cluscomp or rtn, got "${method}"`);
-  const share = str(a, "share", command);
-  if (!(SHARE_MODES as readonly string[]).includes(share)) {
-    throw new UsageError("usage.share", `--share must be one of ${SHARE_MODES.join(", ")}, got "${share}"`);
+    usage("usage.method", `--method must be cluscomp or rtn, got "${method}"`);
+  for (const name of Object.keys(COMPRESS_OPTIONS)) {
+    if (name === "method" || a.values[name] === undefined) continue;
+    if (!METHOD_FLAGS[method].includes(name)) {
+      const other = method === "rtn" ? "cluscomp" : "rtn";
+      usage("usage.flag", `${command}: --${name} applies to --method ${other} only`);
+    }
   }
-  const dtype = str(a, "centroid-dtype", command);
-  if (dtype !== "F16" && dtype !== "BF16")
-    throw new UsageError("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
   const opt = (name: string) => (optStr(a, name) === undefined ? undefined : numOpt(a, name, 0));
+  const bits = opt("bits");
+  if (method === "rtn") {
+    if (bits === undefined) usage("usage.missing", `${command}: --method rtn needs --bits (an integer bit width 1..8)`);
+    if (!Number.isInteger(bits) || bits < 1 || bits > 8)
+      usage("usage.value", `--bits for --method rtn must be an integer in 1..8, got ${bits}`);
+    return { method, bits, groupSize: intOpt(a, "group-size", 128, 1) };
+  }
+  const clusters = a.values.clusters === undefined ? undefined : intOpt(a, "clusters", 0, 1);
+  if ((bits === undefined) === (clusters === undefined))
+    usage("usage.missing", `${command}: give --bits B (a target bits per weight) or --clusters K with --vector-dim`);
+  if (bits !== undefined && !(bits > 0 && bits < MAX_BITS)) {
+    usage(
+      "usage.value",
+      `--bits must be above 0 and below ${MAX_BITS} bits per weight (a code is 16 bits, so ${MAX_BITS} or more compresses nothing), got ${bits}`,
+    );
+  }
+  const vectorDim = a.values["vector-dim"] === undefined ? undefined : intOpt(a, "vector-dim", 0, 1);
+  if (clusters !== undefined && vectorDim === undefined)
+    usage("usage.missing", `${command}: --clusters needs --vector-dim`);
+  const share = optStr(a, "share");
+  if (share !== undefined && !(SHARE_MODES as readonly string[]).includes(share))
+    usage("usage.share", `--share must be one of ${SHARE_MODES.join(", ")}, got "${share}"`);
+  const dtype = optStr(a, "centroid-dtype") ?? "F16";
+  if (dtype !== "F16" && dtype !== "BF16") usage("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
+  const codebooks = a.values.codebooks === undefined ? undefined : intOpt(a, "codebooks", 1, 1);
   return {
     method,
-    bits: opt("bits"),
-    vectorDim: opt("vector-dim"),
-    clusters: opt("clusters"),
-    codebooks: opt("codebooks"),
-    share: share as ShareMode,
-    iters: intOpt(a, "iters", 20),
+    bits,
+    vectorDim,
+    clusters,
+    codebooks,
+    share: (share as ShareMode | undefined) ?? defaultShare({ codebooks }),
+    iters: intOpt(a, "iters", 20, 1),
     seed: intOpt(a, "seed", 0),
     centroidDtype: dtype,
-    groupSize: intOpt(a, "group-size", 128, 1),
   };
-}
-
-/** Parses a `compare --run` spec of compress flags without dashes: "method=rtn bits=3 group-size=128". */
-export function parseCompressSpec(spec: string): CompressOptions {
-  const argv = spec
-    .trim()
-    .split(/\s+/)
-    .flatMap((kv) => {
-      const eq = kv.indexOf("=");
-      if (eq < 1)
-        throw new UsageError("usage.run", `--run "${spec}": "${kv}" is not key=value (e.g. "method=rtn bits=3")`);
-      return [`--${kv.slice(0, eq)}`, kv.slice(eq + 1)];
-    });
-  return compressOptions(parse(argv, COMPRESS_OPTIONS, "compare --run"), "compare --run");
 }
 
 /** Progress bar adapter for compressModel. */
@@ -107,10 +145,18 @@ export function compressProgress(method: string): CompressOptions["onProgress"] 
     bar ??= new ProgressBar({
       label: method === "rtn" ? "rtn" : "k-means",
       total: p.total,
-      unit: method === "rtn" ? "mat" : "Mdist",
+      unit: method === "rtn" ? "matrices" : "Mdist",
     });
-    bar.update(p.done, p.objective === undefined ? p.current : `${p.current} obj ${p.objective.toExponential(4)}`);
+    bar.update(p.done, p.mse === undefined ? p.current : `${p.current} mse ${p.mse.toExponential(3)}`);
   };
+}
+
+/** What the planner chose, one line on stderr before the work starts. */
+export function printPlan(plan: CodebookGroup[], share: ShareMode): void {
+  const { params } = planBudget(plan);
+  process.stderr.write(
+    `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
+  );
 }
 
 export async function compressCommand(argv: string[]): Promise<void> {
@@ -128,86 +174,74 @@ export async function compressCommand(argv: string[]): Promise<void> {
     "compress",
   );
   const options = compressOptions(a, "compress");
-  const modelDir = str(a, "model", "compress");
-  const out = str(a, "out", "compress");
   const finetune = str(a, "finetune", "compress");
   if (finetune !== "none" && finetune !== "blockwise")
-    throw new UsageError("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
-  const backend = await backendFromArgs(a, "compress", [modelDir]);
+    usage("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
   if (finetune === "none") {
-    const report = await compressModel(backend, modelDir, out, {
-      ...options,
-      onProgress: compressProgress(options.method),
-    });
+    const stray = Object.keys(FINETUNE_OPTIONS).find((f) => a.values[f] !== undefined);
+    if (stray) usage("usage.flag", `compress: --${stray} is a stage-2 option; it needs --finetune blockwise`);
+  } else {
+    if (options.method !== "cluscomp") usage("usage.finetune", "--finetune blockwise needs --method cluscomp");
+    if (options.share === "model") {
+      usage(
+        "usage.finetune",
+        "--finetune blockwise tunes one block at a time, so its codebooks must stay inside a block: use --share none or block",
+      );
+    }
+  }
+  const modelDir = resolveModelArg(str(a, "model", "compress"), "--model");
+  const tuning = finetune === "blockwise" ? finetuneOptions(a, "compress", options.seed ?? 0) : undefined;
+  const out = checkOutputArg(str(a, "out", "compress"));
+  const backend = await backendFromArgs(a, "compress", [modelDir]);
+  const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block");
+  const stage1Options: CompressOptions = { ...options, onProgress: compressProgress(options.method), onPlan };
+  if (!tuning) {
+    const report = await compressModel(backend, modelDir, out, stage1Options);
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     if (flag(a, "json")) {
       const { groups: _g, ...rest } = report;
       process.stdout.write(`${JSON.stringify({ ...rest, peakRssMiB })}\n`);
     } else {
       process.stdout.write(
-        `compressed ${report.compressedParams} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
+        `compressed ${report.compressedParams.toLocaleString("en-US")} weights to ${report.bpw.toFixed(4)} bits/weight (${report.method}); ` +
           `output ${(report.bytes / 2 ** 20).toFixed(2)} MiB in ${report.seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
       );
     }
     return;
   }
 
-  // stage 1 into OUT.work/stage1 (kept for --resume), then stage 2 into OUT
-  if (options.method !== "cluscomp") throw new UsageError("usage.finetune", "--finetune needs --method cluscomp");
-  if (options.share === "model") {
-    throw new UsageError(
-      "usage.finetune",
-      "--finetune blockwise tunes one block at a time, so its codebooks must stay inside a block: use --share none or block",
-    );
-  }
-  const { tune, evalSet } = finetuneOptions(a, "compress", options.seed ?? 0);
-  checkOutputDir(out);
-  const t0 = performance.now();
-  const work = `${out}.work`;
-  const stage1 = path.join(work, "stage1");
-  if (fs.existsSync(path.join(stage1, "config.json")) && !tune.resume) {
-    throw new UsageError("usage.resume", `${work} holds an unfinished run; pass --resume to continue it or delete it`);
-  }
-  let bpw: number;
-  if (!fs.existsSync(path.join(stage1, "config.json"))) {
-    fs.mkdirSync(work, { recursive: true });
-    bpw = (
-      await compressModel(backend, modelDir, stage1, {
-        ...options,
-        onProgress: compressProgress(options.method),
-      })
-    ).bpw;
-  } else {
-    // the stage 1 kept in the work directory must be the one these options ask for
-    const record = JSON.parse(fs.readFileSync(path.join(stage1, "cluscomp.json"), "utf8")) as {
-      bpw: number;
-      options: CompressOptions;
-    };
-    const kept = record.options;
-    bpw = record.bpw;
-    const keys = ["bits", "vectorDim", "clusters", "codebooks", "share", "iters", "seed", "centroidDtype"] as const;
-    const differ = keys.filter((k) => kept[k] !== options[k]);
-    if (differ.length > 0) {
-      throw new UsageError(
-        "usage.resume",
-        `${stage1} was compressed with other settings (${differ.map((k) => `${k} ${String(kept[k])} ≠ ${String(options[k])}`).join(", ")}); resume with the same options or delete ${work}`,
-      );
-    }
-    process.stderr.write(`resuming: stage 1 already in ${stage1}\n`);
-  }
-  const r = await runFinetune(backend, modelDir, stage1, out, path.join(work, "tune"), tune, evalSet);
-  fs.rmSync(work, { recursive: true, force: true });
-  const bytes = dirBytes(out);
-  const seconds = (performance.now() - t0) / 1000;
+  const { tune, evalSet } = tuning;
+  if (tune.resume && fs.existsSync(`${out}.work`)) process.stderr.write(`resuming the run in ${out}.work\n`);
+  let pplOriginal: number | undefined;
+  let pplBefore: number | undefined;
+  let evalSeqlen: number | undefined;
+  const r = await compressAndTune(
+    backend,
+    modelDir,
+    out,
+    stage1Options,
+    { ...tune, onProgress: finetuneProgress() },
+    {
+      afterStage1: async (stage1Dir) => {
+        if (!evalSet) return;
+        const o = await dirPerplexity(backend, modelDir, evalSet, "original");
+        pplOriginal = o.ppl;
+        evalSeqlen = o.seqlen;
+        pplBefore = (await dirPerplexity(backend, stage1Dir, evalSet, "stage 1")).ppl;
+      },
+    },
+  );
+  const pplAfter = evalSet ? (await dirPerplexity(backend, out, evalSet, "tuned")).ppl : undefined;
+  const summary: FinetuneSummary = { ...r.tune, pplOriginal, pplBefore, pplAfter, evalSeqlen };
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   if (flag(a, "json")) {
     process.stdout.write(
-      `${JSON.stringify({ method: "cluscomp", finetune: "blockwise", bpw, bytes, ...r, tuneSeconds: r.seconds, seconds, peakRssMiB })}\n`,
+      `${JSON.stringify({ method: "cluscomp", finetune: "blockwise", bpw: r.bpw, bytes: r.bytes, ...summary, tuneSeconds: r.tune.seconds, seconds: r.seconds, peakRssMiB })}\n`,
     );
   } else {
-    process.stdout.write(formatFinetune(r));
+    process.stdout.write(formatFinetune(summary));
     process.stdout.write(
-      `compressed to ${bpw.toFixed(4)} bits/weight and tuned; output ${(bytes / 2 ** 20).toFixed(2)} MiB in ${seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
+      `compressed to ${r.bpw.toFixed(4)} bits/weight and tuned; output ${(r.bytes / 2 ** 20).toFixed(2)} MiB in ${r.seconds.toFixed(1)}s, peak RSS ${peakRssMiB.toFixed(0)} MiB\n`,
     );
   }
 }

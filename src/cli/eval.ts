@@ -1,29 +1,32 @@
-// cluscomp eval --model DIR --data FILE [--seqlen N] [--max-windows N] [--batch-size N] [--json] [--backend B]
+// cluscomp eval --model DIR --data FILE [--reference DIR] [--seqlen N] [--max-windows N] [--batch-size N] [--json]
 
-import * as fs from "node:fs";
-import { UsageError } from "../errors.js";
-import { loadModel, loadTokenizer, perplexity } from "../index.js";
-import { BACKEND_OPTION, backendFromArgs, flag, intOpt, parse, str } from "./args.js";
+import { divergence, loadModel, loadTokenizer, perplexity, readTextFile } from "../index.js";
+import {
+  BACKEND_HELP,
+  BACKEND_OPTION,
+  backendFromArgs,
+  flag,
+  intOpt,
+  optStr,
+  parse,
+  resolveModelArg,
+  str,
+  usage,
+} from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const EVAL_HELP = `cluscomp eval --model DIR --data FILE [options]
-  Perplexity of a text (GPTQ-style protocol: whole-text tokenization, non-overlapping windows).
-  --model DIR         model directory
-  --data FILE         UTF-8 text file
+  Perplexity of a text (GPTQ-style protocol: whole-text tokenization, non-overlapping windows); with --reference,
+  also how far the model's next-token distributions are from the reference model's.
+  --model DIR         model directory (or a Hugging Face hub id in the local cache)
+  --data FILE         UTF-8 text, or .jsonl documents ("text", or "prefix" + "gold_completion") joined by blank lines
+  --reference DIR     the original model: report KL(reference ‖ model) per token (mean, median, 99 %, max, in
+                      nats), top-1 agreement and the reference's perplexity on the same windows
   --seqlen N          window length (default: min(2048, max_position_embeddings))
   --max-windows N     score only the first N windows
-  --batch-size N      windows per forward pass (default 1)
-  --backend NAME      cpu | reference | auto (default auto)
-  --threads N         CPU threads (default: every core)
-  --json              print one JSON object {ppl, meanNll, windows, tokens, seqlen, seconds} on stdout`;
-
-export function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, "utf8");
-  } catch {
-    throw new UsageError("usage.data", `${file}: cannot read the data file`);
-  }
-}
+  --batch-size N      windows per forward pass (default 1; not with --reference)
+${BACKEND_HELP}
+  --json              print one JSON object {ppl, meanNll, windows, tokens, seqlen, seconds, …} on stdout`;
 
 export async function evalCommand(argv: string[]): Promise<void> {
   const a = parse(
@@ -31,6 +34,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     {
       model: { type: "string" },
       data: { type: "string" },
+      reference: { type: "string" },
       seqlen: { type: "string" },
       "max-windows": { type: "string" },
       "batch-size": { type: "string" },
@@ -39,41 +43,65 @@ export async function evalCommand(argv: string[]): Promise<void> {
     },
     "eval",
   );
-  const dir = str(a, "model", "eval");
-  const text = readText(str(a, "data", "eval"));
+  const dir = resolveModelArg(str(a, "model", "eval"), "--model");
+  const refArg = optStr(a, "reference");
+  const refDir = refArg === undefined ? undefined : resolveModelArg(refArg, "--reference");
+  const text = readTextFile(str(a, "data", "eval"), "--data");
   const json = flag(a, "json");
-  const t0 = performance.now();
-  const backend = await backendFromArgs(a, "eval", [dir]);
-  const { config, model } = loadModel(dir, backend);
-  const tokenizer = loadTokenizer(dir);
-  const ids = tokenizer.encode(text);
-  const seqlen = intOpt(a, "seqlen", Math.min(2048, config.maxPositionEmbeddings), 2);
+  const seqlenArg = a.values.seqlen === undefined ? undefined : intOpt(a, "seqlen", 2, 2);
   const maxWindows = a.values["max-windows"] === undefined ? undefined : intOpt(a, "max-windows", 0, 1);
+  const batchSize = intOpt(a, "batch-size", 1, 1);
+  if (refDir !== undefined && a.values["batch-size"] !== undefined)
+    usage("usage.flag", "eval: --batch-size does not apply with --reference (windows are compared one at a time)");
+  const t0 = performance.now();
+  const backend = await backendFromArgs(a, "eval", refDir === undefined ? [dir] : [dir, refDir]);
+  const { config, model } = loadModel(dir, backend);
+  const ids = loadTokenizer(dir).encode(text);
+  const seqlen = seqlenArg ?? Math.min(2048, config.maxPositionEmbeddings);
   const nWindows = Math.min(Math.floor(ids.length / seqlen), maxWindows ?? Number.POSITIVE_INFINITY);
-  const bar = new ProgressBar({ label: "eval", total: nWindows, unit: "win" });
-  const r = await perplexity(model, ids, {
-    seqlen,
-    maxWindows,
-    batchSize: intOpt(a, "batch-size", 1, 1),
-    onProgress: (p) => bar.update(p.windowsDone),
-  });
+  const bar = new ProgressBar({ label: `eval (windows of ${seqlen})`, total: nWindows, unit: "win" });
+  const onProgress = (p: { windowsDone: number }) => bar.update(p.windowsDone);
+  const where = { backend: backend.name, device: backend.describe() };
+  if (refDir === undefined) {
+    const r = await perplexity(model, ids, { seqlen, maxWindows, batchSize, onProgress });
+    const seconds = (performance.now() - t0) / 1000;
+    const out = {
+      ppl: r.ppl,
+      meanNll: r.meanNll,
+      windows: r.windows,
+      tokens: r.tokens,
+      seqlen: r.seqlen,
+      seconds,
+      ...where,
+    };
+    if (json) {
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+    } else {
+      process.stdout.write(
+        `perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.meanNll.toFixed(6)}) over ${r.windows} windows of ${r.seqlen} tokens ` +
+          `(${r.tokens} tokens in the text) in ${seconds.toFixed(1)}s on ${backend.name} (${backend.describe()})\n`,
+      );
+    }
+    return;
+  }
+  const refIds = loadTokenizer(refDir).encode(text);
+  if (refIds.length !== ids.length || refIds.some((x, i) => x !== ids[i])) {
+    usage(
+      "usage.reference",
+      `--reference ${refDir} tokenizes the text differently from ${dir}: the two models must share a tokenizer`,
+    );
+  }
+  const { model: ref } = loadModel(refDir, backend);
+  const r = await divergence(model, ref, ids, { seqlen, maxWindows, onProgress });
   const seconds = (performance.now() - t0) / 1000;
-  const out = {
-    ppl: r.ppl,
-    meanNll: r.meanNll,
-    windows: r.windows,
-    tokens: r.tokens,
-    seqlen: r.seqlen,
-    seconds,
-    backend: backend.name,
-    device: backend.describe(),
-  };
   if (json) {
-    process.stdout.write(`${JSON.stringify(out)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...r, reference: refDir, seconds, ...where })}\n`);
   } else {
     process.stdout.write(
-      `perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.meanNll.toFixed(6)}) over ${r.windows} windows of ${r.seqlen} ` +
-        `(${r.tokens} tokens in the text) in ${seconds.toFixed(1)}s on ${backend.name} (${backend.describe()})\n`,
+      `perplexity ${r.ppl.toFixed(4)} (reference ${r.referencePpl.toFixed(4)}) over ${r.windows} windows of ${r.seqlen} tokens\n` +
+        `KL(reference ‖ model) ${r.kl.toFixed(6)} nats/token (median ${r.klMedian.toFixed(6)}, 99 % ${r.klP99.toFixed(4)}, max ${r.klMax.toFixed(4)}); ` +
+        `top-1 agreement ${(100 * r.top1).toFixed(2)} % over ${r.scored} tokens\n` +
+        `in ${seconds.toFixed(1)}s on ${backend.name} (${backend.describe()})\n`,
     );
   }
 }

@@ -1,11 +1,13 @@
 // cluscomp inspect --model DIR [--json]
 
 import { inspectModel } from "../index.js";
-import { flag, parse, str } from "./args.js";
+import { flag, parse, resolveModelArg, str } from "./args.js";
 
 export const INSPECT_HELP = `cluscomp inspect --model DIR [--json]
-  Architecture, shapes, parameter counts, dtypes and bytes per tensor group of a model directory.
-  --model DIR   Hugging Face model directory (config.json, *.safetensors)
+  Architecture, shapes, context length, parameter counts, dtypes and bytes per tensor group of a model directory;
+  for a cluscomp checkpoint also its quantization (method, bits per weight, sharing, codebooks, stage 2).
+  Parameters are the original model's: a compressed matrix counts as its dense weights.
+  --model DIR   Hugging Face model directory (config.json, *.safetensors), or a hub id in the local cache
   --json        print one JSON object on stdout`;
 
 function human(n: number): string {
@@ -15,32 +17,55 @@ function human(n: number): string {
   return `${n}`;
 }
 
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+}
+
 export async function inspectCommand(argv: string[]): Promise<void> {
   const a = parse(argv, { model: { type: "string" }, json: { type: "boolean" } }, "inspect");
-  const s = inspectModel(str(a, "model", "inspect"));
+  const s = inspectModel(resolveModelArg(str(a, "model", "inspect"), "--model"));
   if (flag(a, "json")) {
     process.stdout.write(`${JSON.stringify(s)}\n`);
     return;
   }
   const c = s.config;
+  const q = s.quantization;
   const lines = [
     `model        ${s.dir}`,
     `architecture ${c.architecture} (${c.modelType})`,
     `layers       ${c.numHiddenLayers}, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, vocab ${c.vocabSize}`,
     `attention    ${c.numAttentionHeads} heads, ${c.numKeyValueHeads} KV heads, head_dim ${c.headDim}${c.slidingWindow ? `, sliding window ${c.slidingWindow}` : ""}`,
+    `context      ${s.contextLength} tokens`,
     `rope         theta ${c.ropeTheta}, scaling ${c.ropeScaling.type}`,
     `biases       qkv ${c.qkvBias}, o ${c.oBias}, mlp ${c.mlpBias}; tied embeddings ${c.tieWordEmbeddings}`,
-    `parameters   ${human(s.params)} (${s.params}), ${human(s.bytes)}B on disk`,
-    "",
-    "group      tensors  params      bytes       dtypes",
+    `parameters   ${human(s.params)} (${s.params.toLocaleString("en-US")}${q ? ", of the original model" : ""}), ${mib(s.bytes)} stored`,
   ];
+  if (q) {
+    const parts = [`${q.method}, ${q.bpw.toFixed(3)} bits per weight over ${q.compressedModules} matrices`];
+    if (q.share) parts.push(`share ${q.share}`);
+    if (q.codebooks !== undefined)
+      parts.push(
+        `${q.codebooks} codebooks (d ${q.vectorDims?.join("/")}, K ${q.clusters?.min === q.clusters?.max ? q.clusters?.min : `${q.clusters?.min}–${q.clusters?.max}`}${q.centroidDtype ? `, ${q.centroidDtype}` : ""})`,
+      );
+    if (q.bits) parts.push(`${q.bits.join("/")}-bit, groups of ${q.groupSizes?.join("/")}`);
+    lines.push(`quantization ${parts.join("; ")}`);
+    const f = q.finetune;
+    lines.push(
+      `finetuning   ${
+        f
+          ? `${String(f.method)}: ${String(f.calib_samples)} windows × ${String(f.calib_seqlen)} tokens of ${String(f.calib)}, ${String(f.epochs)} epochs, lr ${String(f.lr)}${f.train_norms ? ", norms" : ""}`
+          : "none (stage 1 only)"
+      }`,
+    );
+  }
+  lines.push("", "group      tensors  params      stored      dtypes");
   for (const [name, g] of Object.entries(s.groups)) {
     if (g.tensors === 0) continue;
     const dt = Object.entries(g.dtypes)
       .map(([d, n]) => `${d}×${n}`)
       .join(" ");
     lines.push(
-      `${name.padEnd(10)} ${String(g.tensors).padStart(7)}  ${human(g.params).padEnd(10)}  ${`${human(g.bytes)}B`.padEnd(10)}  ${dt}`,
+      `${name.padEnd(10)} ${String(g.tensors).padStart(7)}  ${human(g.params).padEnd(10)}  ${mib(g.bytes).padEnd(10)}  ${dt}`,
     );
   }
   process.stdout.write(`${lines.join("\n")}\n`);

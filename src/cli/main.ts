@@ -4,6 +4,7 @@
 import { CluscompError, UsageError } from "../errors.js";
 import { COMPARE_HELP, compareCommand } from "./compare.js";
 import { COMPRESS_HELP, compressCommand } from "./compress.js";
+import { DECOMPRESS_HELP, decompressCommand } from "./decompress.js";
 import { EVAL_HELP, evalCommand } from "./eval.js";
 import { FINETUNE_HELP, finetuneCommand } from "./finetune.js";
 import { GENERATE_HELP, generateCommand } from "./generate.js";
@@ -12,6 +13,7 @@ import { INSPECT_HELP, inspectCommand } from "./inspect.js";
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: INSPECT_HELP },
   compress: { run: compressCommand, help: COMPRESS_HELP },
+  decompress: { run: decompressCommand, help: DECOMPRESS_HELP },
   finetune: { run: finetuneCommand, help: FINETUNE_HELP },
   compare: { run: compareCommand, help: COMPARE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
@@ -26,11 +28,14 @@ commands:
   inspect    architecture, parameters, dtypes and bytes of a model directory
   compress   ClusComp (k-means codebooks) or RTN compression into a cluscomp checkpoint
   finetune   ClusComp stage 2: tune a compressed checkpoint's codebooks block by block
+  decompress a dense Hugging Face checkpoint of a cluscomp model
   compare    compress with several settings, evaluate each: table + bits-vs-perplexity plot
-  eval       perplexity of a text file
+  eval       perplexity of a text file; KL divergence and top-1 agreement against a reference model
   generate   continue a prompt (greedy or sampled), streaming to stdout
 
-Every compute command takes --backend (cpu | reference | auto) and --threads N.`;
+--model takes a directory or a Hugging Face hub id found in the local Hugging Face cache.
+Every compute command takes --backend (auto | cpu | webgpu | reference) and --threads N.
+Exit codes: 0 done, 1 bad input (files, models, settings a model cannot meet), 2 bad usage (flags and values).`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -44,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const c = COMMANDS[cmd];
   if (!c) throw new UsageError("usage.command", `unknown command "${cmd}" (try cluscomp --help)`);
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (rest.length === 0 || rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(`${c.help}\n`);
     return 0;
   }

@@ -5,6 +5,10 @@ export interface ProgressOptions {
   label: string;
   total: number;
   unit: string;
+  /** Show done/total as a percentage, without a rate (for work counted in internal units). */
+  percent?: boolean;
+  /** Units already done when the bar starts (a resumed run): left out of the rate and ETA. */
+  initial?: number;
   /** Silence everything (e.g. --quiet). */
   quiet?: boolean;
   stream?: NodeJS.WriteStream;
@@ -52,7 +56,7 @@ export class ProgressBar {
     if (!finished && now - this.lastDraw < every) return;
     this.lastDraw = now;
     const secs = (now - this.start) / 1000;
-    const rate = done / Math.max(secs, 1e-9);
+    const rate = (done - (this.opts.initial ?? 0)) / Math.max(secs, 1e-9);
     const eta = (this.opts.total - done) / rate;
     const frac = this.opts.total > 0 ? Math.min(1, done / this.opts.total) : 1;
     const width = 24;
@@ -61,8 +65,11 @@ export class ProgressBar {
     // under a second in, the rate (and so the ETA) is noise: the first unit may have taken almost no time
     const early = !finished && secs < 1;
     const tail = finished ? `in ${fmtTime(secs)}` : early ? "ETA …" : `ETA ${fmtTime(eta)}`;
-    const speed = early ? "" : ` ${fmtRate(rate)} ${this.opts.unit}/s`;
-    const line = `${this.opts.label} ${bar} ${fmtCount(done)}/${fmtCount(this.opts.total)} ${this.opts.unit}${speed} ${tail}${extra ? ` ${extra}` : ""}`;
+    const speed = early || this.opts.percent ? "" : ` ${fmtRate(rate)} ${this.opts.unit}/s`;
+    const count = this.opts.percent
+      ? `${(frac * 100).toFixed(frac < 0.1 ? 1 : 0)} %`
+      : `${fmtCount(done)}/${fmtCount(this.opts.total)} ${this.opts.unit}`;
+    const line = `${this.opts.label} ${bar} ${count}${speed} ${tail}${extra ? ` ${extra}` : ""}`;
     if (this.tty) this.out.write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
     else this.out.write(`${line}\n`);
   }

@@ -6,8 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend } from "../backend/backend.js";
 import { CompressionError, ModelError } from "../errors.js";
-import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
+import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
+import { modelFingerprint } from "../io/fingerprint.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import {
   copyCompanionFiles,
@@ -21,15 +22,7 @@ import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { extractVectors, placeCodes, vectorLayout } from "./codebook.js";
 import { type CentroidDtype, kmeans } from "./kmeans.js";
-import {
-  type CodebookGroup,
-  defaultVectorDim,
-  listLinears,
-  type MatrixSpec,
-  planBudget,
-  planCodebooks,
-  type ShareMode,
-} from "./plan.js";
+import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
 import { packBits, rtnQuantize, validateRtn } from "./rtn.js";
 
 export type CompressMethod = "cluscomp" | "rtn";
@@ -38,7 +31,7 @@ export interface CompressOptions {
   method: CompressMethod;
   /** cluscomp: target bits per weight (planner chooses K); rtn: integer bit width. */
   bits?: number;
-  /** cluscomp: vector length d (default from --bits, as the reference presets). */
+  /** cluscomp: vector length d (default: chosen per codebook for --bits by the planner, see plan.ts). */
   vectorDim?: number;
   /** cluscomp: centroids per codebook (instead of --bits). */
   clusters?: number;
@@ -51,6 +44,8 @@ export interface CompressOptions {
   /** rtn: group size along the input axis. */
   groupSize?: number;
   onProgress?: (p: CompressProgress) => void;
+  /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
+  onPlan?: (plan: CodebookGroup[]) => void;
 }
 
 export interface CompressProgress {
@@ -61,7 +56,8 @@ export interface CompressProgress {
   done: number;
   total: number;
   current: string;
-  objective?: number;
+  /** k-means: mean squared error per weight of the codebook being fitted, after the latest assignment. */
+  mse?: number;
 }
 
 export interface GroupReport {
@@ -84,7 +80,7 @@ export interface CompressReport {
   /** Bytes of the whole output directory. */
   bytes: number;
   seconds: number;
-  options: Omit<CompressOptions, "onProgress">;
+  options: Omit<CompressOptions, "onProgress" | "onPlan">;
   groups?: GroupReport[];
 }
 
@@ -96,24 +92,6 @@ export function dirBytes(dir: string): number {
     if (st.isFile()) total += st.size;
   }
   return total;
-}
-
-/** Fails early (before any work) when the output cannot be written. */
-export function checkOutputDir(out: string): void {
-  if (!fs.existsSync(out)) {
-    const parent = path.dirname(path.resolve(out));
-    if (!fs.existsSync(parent))
-      throw new CompressionError("compress.output", `${out}: parent directory ${parent} does not exist`);
-    return;
-  }
-  if (!fs.statSync(out).isDirectory())
-    throw new CompressionError("compress.output", `${out} exists and is not a directory`);
-  if (fs.readdirSync(out).length > 0) {
-    throw new CompressionError(
-      "compress.output",
-      `output directory ${out} is not empty; choose a new path or empty it`,
-    );
-  }
 }
 
 function readWeight(source: TensorSource, x: MatrixSpec): Float32Array {
@@ -183,7 +161,7 @@ async function clusterModel(
             done: Math.min(totalWork, workDone + (it + 1) * partWork(g)),
             total: totalWork,
             current: label,
-            objective,
+            mse: objective / all.length,
           }),
       });
       workDone += partWork(g) * o.iters;
@@ -254,38 +232,72 @@ function rtnModel(
   return { tensors, modules, budget: { params, bits: totalBits } };
 }
 
+/** The sharing used when none is given: block sharing measured best on both shared models (docs/results.md). */
+export function defaultShare(o: Pick<CompressOptions, "codebooks">): ShareMode {
+  return (o.codebooks ?? 1) > 1 ? "none" : "block";
+}
+
+/** The options as a run uses them, defaults filled in (what cluscomp.json records). */
+export function resolvedCompressOptions(o: CompressOptions): Omit<CompressOptions, "onProgress" | "onPlan"> {
+  if (o.method === "rtn") return { method: "rtn", bits: o.bits, groupSize: o.groupSize ?? 128 };
+  const { onProgress: _p, onPlan: _q, ...rest } = o;
+  return {
+    ...rest,
+    share: o.share ?? defaultShare(o),
+    iters: o.iters ?? 20,
+    seed: o.seed ?? 0,
+    centroidDtype: o.centroidDtype ?? "F16",
+  };
+}
+
+/** Bits per weight must leave room for codes of 16 bits: 0 < B < 16. */
+export const MAX_BITS = 16;
+
 /** Resolves and validates options into a codebook plan (no weights read). */
-export function resolvePlan(cfg: ModelConfig, o: CompressOptions): { plan: CodebookGroup[]; d: number } {
+export function resolvePlan(cfg: ModelConfig, o: CompressOptions): CodebookGroup[] {
   if ((o.bits === undefined) === (o.clusters === undefined)) {
     throw new CompressionError(
       "compress.usage",
       "give exactly one of --bits (a target bpw) or --clusters K (with --vector-dim)",
     );
   }
-  if (o.bits !== undefined && !(o.bits > 0))
-    throw new CompressionError("compress.bits", `--bits must be > 0, got ${o.bits}`);
+  if (o.bits !== undefined && !(o.bits > 0 && o.bits < MAX_BITS)) {
+    throw new CompressionError(
+      "compress.bits",
+      `--bits must be above 0 and below ${MAX_BITS} (a code alone is 16 bits; ${MAX_BITS} or more is no compression), got ${o.bits}`,
+    );
+  }
   if (o.clusters !== undefined && o.vectorDim === undefined) {
     throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
   }
-  const d = o.vectorDim ?? defaultVectorDim(o.bits!);
-  const plan = planCodebooks(listLinears(cfg), {
-    share: o.share ?? "none",
-    d,
+  return planCodebooks(listLinears(cfg), {
+    share: o.share ?? defaultShare(o),
+    d: o.vectorDim,
     m: o.codebooks ?? 1,
     clusters: o.clusters,
     bits: o.bits,
   });
-  return { plan, d };
+}
+
+/** One line per kind of codebook of a plan: "attention d = 8, K = 96 (×5)", for the CLI to print what it chose. */
+export function describePlan(plan: CodebookGroup[]): string[] {
+  const rows = new Map<string, number>();
+  for (const g of plan) {
+    const fams = [...new Set(g.members.map((x) => (g.members.length > 1 ? x.family : x.projection)))].join("+");
+    const key = `${fams} d = ${g.d}, K = ${g.K}${g.m > 1 ? `, m = ${g.m}` : ""}`;
+    rows.set(key, (rows.get(key) ?? 0) + 1);
+  }
+  return [...rows].map(([k, n]) => `${k} (×${n})`);
 }
 
 export async function compressModel(
   backend: Backend,
   srcDir: string,
-  outDir: string,
+  out: string,
   opts: CompressOptions,
 ): Promise<CompressReport> {
   const t0 = performance.now();
-  checkOutputDir(outDir);
+  const outDir = checkOutputDir(out).dir;
   const cfg = readModelConfig(srcDir);
   if (cfg.raw.quantization_config !== undefined) {
     throw new CompressionError(
@@ -293,12 +305,12 @@ export async function compressModel(
       `${srcDir} is already quantized (config.json has quantization_config)`,
     );
   }
-  const { onProgress, ...options } = opts;
+  const { onProgress, onPlan } = opts;
   const iters = opts.iters ?? 20;
   const seed = opts.seed ?? 0;
   const centroidDtype = opts.centroidDtype ?? "F16";
-  if (!Number.isInteger(iters) || iters < 0)
-    throw new CompressionError("compress.iters", `--iters must be an integer ≥ 0, got ${iters}`);
+  if (!Number.isInteger(iters) || iters < 1)
+    throw new CompressionError("compress.iters", `--iters must be an integer ≥ 1, got ${iters}`);
   const mats = listLinears(cfg);
   let plan: CodebookGroup[] = [];
   if (opts.method === "rtn") {
@@ -306,11 +318,13 @@ export async function compressModel(
       throw new CompressionError("compress.usage", "--method rtn needs --bits (integer bit width)");
     validateRtn(opts.bits, opts.groupSize ?? 128);
   } else if (opts.method === "cluscomp") {
-    plan = resolvePlan(cfg, opts).plan;
+    plan = resolvePlan(cfg, opts);
+    onPlan?.(plan);
   } else {
     throw new CompressionError("compress.method", `unknown --method "${String(opts.method)}" (cluscomp | rtn)`);
   }
 
+  const fingerprint = modelFingerprint(srcDir);
   const source = openCheckpoint(srcDir);
   try {
     const result =
@@ -327,7 +341,7 @@ export async function compressModel(
         return { name: n, dtype: info.dtype, shape: info.shape, data: () => source.readRaw(n) };
       });
     const bpw = budgetBpw(result.budget);
-    const resolved = { ...options, iters, seed, centroidDtype, share: opts.share ?? "none" };
+    const resolved = resolvedCompressOptions(opts);
     const quantization_config = {
       quant_method: QUANT_METHOD,
       format_version: FORMAT_VERSION,
@@ -342,7 +356,7 @@ export async function compressModel(
       compressedParams: result.budget.params,
       bytes: 0,
       seconds: 0,
-      options: opts.method === "rtn" ? { method: "rtn", bits: opts.bits, groupSize: opts.groupSize ?? 128 } : resolved,
+      options: resolved,
       groups: result.groups,
     };
     const { bytes: _bytes, seconds: _seconds, ...recorded } = report;
@@ -356,7 +370,12 @@ export async function compressModel(
         `${JSON.stringify({ ...cfg.raw, quantization_config }, null, 2)}\n`,
       );
       copyCompanionFiles(srcDir, dir);
-      const record = { source: path.resolve(srcDir), ...recorded, compressSeconds: (performance.now() - t0) / 1000 };
+      const record = {
+        source: path.resolve(srcDir),
+        sourceFingerprint: fingerprint,
+        ...recorded,
+        compressSeconds: (performance.now() - t0) / 1000,
+      };
       writeFileAtomic(path.join(dir, "cluscomp.json"), `${JSON.stringify(record, null, 2)}\n`);
     });
     report.bytes = dirBytes(outDir);

@@ -7,7 +7,7 @@
 
 import { CompressionError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
-import { type BitBudget, budgetBpw, CODE_BITS, codeBits, codebookBits } from "./bits.js";
+import { type BitBudget, budgetBpw, codeBits, codebookBits } from "./bits.js";
 import { vectorLayout } from "./codebook.js";
 import { MAX_CLUSTERS } from "./kmeans.js";
 
@@ -73,7 +73,8 @@ export function listLinears(cfg: ModelConfig): MatrixSpec[] {
 
 export interface PlanOptions {
   share: ShareMode;
-  d: number;
+  /** Vector length; undefined (with `bits`) lets the planner choose one per codebook group. */
+  d?: number;
   /** Codebooks per matrix (share none only). */
   m: number;
   /** Exactly one of clusters / bits. */
@@ -96,8 +97,92 @@ function groupKey(x: MatrixSpec, share: ShareMode): string {
   return `model.shared.${x.projection}.codebook`;
 }
 
+/** Matrices grouped by the codebook they will share, in first-use order. */
+export function groupMatrices(mats: MatrixSpec[], share: ShareMode): Map<string, MatrixSpec[]> {
+  const groups = new Map<string, MatrixSpec[]>();
+  for (const x of mats) {
+    const key = groupKey(x, share);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(x);
+  }
+  return groups;
+}
+
+/** The most centroids a budget of `bits` per weight leaves a group at vector length d (before the caps). */
+function budgetClusters(members: MatrixSpec[], d: number, m: number, bits: number): number {
+  const params = members.reduce((s, x) => s + x.in * x.out, 0);
+  const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
+  return Math.floor((bits * params - codes) / (codebookBits(1, d) * m));
+}
+
+/**
+ * Normalized second moment G(d) of the best known d-dimensional quantizer cell (Conway & Sloane; Agrell &
+ * Eriksson): the mean squared error per dimension of a quantizer with unit cell volume. 1/12 for d = 1, falling
+ * towards 1/(2πe) as d grows: at the same bits per dimension, longer vectors quantize better.
+ */
+const SECOND_MOMENT = [
+  0.083333, 0.080188, 0.078543, 0.076603, 0.075625, 0.074244, 0.073116, 0.071682, 0.071626, 0.070814, 0.070213, 0.0701,
+  0.06998, 0.06959, 0.06916, 0.068299,
+];
+const SPHERE_LIMIT = 1 / (2 * Math.PI * Math.E);
+
+function secondMoment(d: number): number {
+  if (d <= SECOND_MOMENT.length) return SECOND_MOMENT[d - 1];
+  // between d = 16 and the limit: the Leech lattice's 0.065771 at 24, then halfway to the sphere bound per doubling
+  if (d <= 24) return SECOND_MOMENT[15] + ((0.065771 - SECOND_MOMENT[15]) * (d - 16)) / 8;
+  return SPHERE_LIMIT + (0.065771 - SPHERE_LIMIT) * 2 ** -Math.log2(d / 24);
+}
+
+/**
+ * How well a group would be quantized at vector length d with K centroids, in "bits of resolution per weight":
+ * the high-resolution rate log₂K / d, plus the cell-shape gain ½·log₂(1/G(d)) (Zador: mean squared error per
+ * weight ∝ G(d) · 2^(−2·log₂K/d)). Maximising it minimises the predicted error at the same bit budget. A group
+ * with as many centroids as vectors is stored losslessly: +∞.
+ */
+export function planScore(d: number, K: number, vectors: number): number {
+  if (K >= vectors) return Number.POSITIVE_INFINITY;
+  return Math.log2(K) / d + 0.5 * Math.log2(1 / secondMoment(d));
+}
+
+/** Longest vector the planner considers (a vector longer than every output axis is only padding). */
+export function maxVectorDim(members: MatrixSpec[]): number {
+  return Math.min(256, Math.max(...members.map((x) => x.out)));
+}
+
+/**
+ * The vector length for a group at a bit budget: among d = 1 … maxVectorDim with at least 2 centroids within
+ * the budget (padding and the codebook's own bits counted), the d of the highest planScore; on a tie (lossless
+ * groups) the one that spends fewer bits. Undefined when no d reaches 2 centroids.
+ */
+export function chooseVectorDim(members: MatrixSpec[], m: number, bits: number): { d: number; K: number } | undefined {
+  let best: { d: number; K: number; score: number; bits: number } | undefined;
+  for (let d = 1; d <= maxVectorDim(members); d++) {
+    if (m > 1 && m > Math.ceil(members[0].out / d)) break;
+    const N = groupVectors({ members, d, m });
+    const K = Math.min(budgetClusters(members, d, m, bits), MAX_CLUSTERS, N);
+    if (K < 2) continue;
+    const score = planScore(d, K, N);
+    const spent = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0) + m * codebookBits(K, d);
+    if (!best || score > best.score || (score === best.score && spent < best.bits)) best = { d, K, score, bits: spent };
+  }
+  return best && { d: best.d, K: best.K };
+}
+
+/** The lowest bpw a group can reach with 2 centroids at any vector length (for the error message). */
+function lowestBpw(members: MatrixSpec[], m: number): { bpw: number; d: number } {
+  const params = members.reduce((s, x) => s + x.in * x.out, 0);
+  let best = { bpw: Number.POSITIVE_INFINITY, d: 1 };
+  for (let d = 1; d <= maxVectorDim(members); d++) {
+    if (m > 1 && m > Math.ceil(members[0].out / d)) break;
+    const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
+    const bpw = (codes + m * codebookBits(2, d)) / params;
+    if (bpw < best.bpw) best = { bpw, d };
+  }
+  return best;
+}
+
 export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup[] {
-  if (!Number.isInteger(o.d) || o.d < 1)
+  if (o.d !== undefined && (!Number.isInteger(o.d) || o.d < 1))
     throw new CompressionError("compress.vector_dim", `--vector-dim must be an integer ≥ 1, got ${o.d}`);
   if (!Number.isInteger(o.m) || o.m < 1)
     throw new CompressionError("compress.codebooks", `--codebooks must be an integer ≥ 1, got ${o.m}`);
@@ -107,21 +192,31 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
       `--codebooks ${o.m} needs --share none (a shared codebook is one per group)`,
     );
   }
-  const groups = new Map<string, MatrixSpec[]>();
-  for (const x of mats) {
-    const key = groupKey(x, o.share);
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(x);
-  }
+  if (o.d === undefined && o.bits === undefined)
+    throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
   const plan: CodebookGroup[] = [];
-  for (const [codebook, members] of groups) {
-    if (o.m > Math.ceil(members[0].out / o.d)) {
+  for (const [codebook, members] of groupMatrices(mats, o.share)) {
+    if (o.d === undefined) {
+      const B = o.bits!;
+      const chosen = chooseVectorDim(members, o.m, B);
+      if (!chosen) {
+        const low = lowestBpw(members, o.m);
+        throw new CompressionError(
+          "compress.bits_unreachable",
+          `--bits ${B} is below what ${codebook} can reach at any vector length: its codes and a 2-centroid codebook need ${low.bpw.toFixed(3)} bpw at best (d = ${low.d}); use more bits${o.share === "none" ? " or --share block" : ""}`,
+        );
+      }
+      plan.push({ codebook, members, d: chosen.d, K: chosen.K, m: o.m });
+      continue;
+    }
+    const d = o.d;
+    if (o.m > Math.ceil(members[0].out / d)) {
       throw new CompressionError(
         "compress.codebooks",
-        `${members[0].name}: ${o.m} codebooks but only ${Math.ceil(members[0].out / o.d)} vector columns`,
+        `${members[0].name}: ${o.m} codebooks but only ${Math.ceil(members[0].out / d)} vector columns`,
       );
     }
-    const N = groupVectors({ members, d: o.d, m: o.m });
+    const N = groupVectors({ members, d, m: o.m });
     let K: number;
     if (o.clusters !== undefined) {
       K = o.clusters;
@@ -137,18 +232,19 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
       }
     } else {
       const B = o.bits!;
-      const params = members.reduce((s, x) => s + x.in * x.out, 0);
-      const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d: o.d }), 0);
-      K = Math.floor((B * params - codes) / (codebookBits(1, o.d) * o.m));
+      K = budgetClusters(members, d, o.m, B);
       if (K < 1) {
+        const params = members.reduce((s, x) => s + x.in * x.out, 0);
+        const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
+        const padded = members.find((x) => x.out % d !== 0);
         throw new CompressionError(
           "compress.bits_unreachable",
-          `--bits ${B} is unreachable with --vector-dim ${o.d}: the codes alone cost ${(codes / params).toFixed(3)} bpw for ${codebook}; use a larger --vector-dim or more bits`,
+          `--bits ${B} is unreachable with --vector-dim ${d}: the codes alone cost ${(codes / params).toFixed(3)} bpw for ${codebook}${padded ? ` (${padded.projection}'s ${padded.out} outputs pad to ${Math.ceil(padded.out / d) * d})` : ""}; leave out --vector-dim to let the planner choose, or use more bits`,
         );
       }
       K = Math.min(K, MAX_CLUSTERS, N);
     }
-    plan.push({ codebook, members, d: o.d, K, m: o.m });
+    plan.push({ codebook, members, d, K, m: o.m });
   }
   return plan;
 }
@@ -169,9 +265,4 @@ export function planBudget(plan: CodebookGroup[]): BitBudget {
 
 export function planBpw(plan: CodebookGroup[]): number {
   return budgetBpw(planBudget(plan));
-}
-
-/** The default vector length for a bit target, matching the reference presets (4.14→4, 3→6, 2.28/2.14→8, 2→9). */
-export function defaultVectorDim(bits: number): number {
-  return Math.max(1, Math.round(CODE_BITS / Math.max(bits - 0.15, 0.01)));
 }

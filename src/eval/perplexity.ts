@@ -2,7 +2,7 @@
 // the post-processor), cut into n = ⌊len/seqlen⌋ non-overlapping windows, score tokens 1..seqlen−1 of each window
 // given the tokens before them in that window, ppl = exp(ΣNLL / (n·(seqlen−1))), accumulated in float64.
 
-import { UsageError } from "../errors.js";
+import { ModelError, UsageError } from "../errors.js";
 import type { LlamaModel } from "../model/llama.js";
 
 export interface PerplexityOptions {
@@ -64,7 +64,16 @@ export async function perplexity(
     be.dispose(tgt);
     const nll = await be.read(nllT);
     be.dispose(nllT);
-    for (let i = 0; i < nll.length; i++) totalNll += nll[i];
+    for (let i = 0; i < nll.length; i++) {
+      if (!Number.isFinite(nll[i])) {
+        const w = w0 + Math.floor(i / L);
+        throw new ModelError(
+          "model.non_finite",
+          `the loss is not finite (${nll[i]}) at window ${w} (tokens ${w * L}..${w * L + L - 1}), position ${i % L}: the model's weights or config produce non-finite logits`,
+        );
+      }
+      totalNll += nll[i];
+    }
     opts.onProgress?.({ windowsDone: w0 + B, windowsTotal: n, tokensDone: (w0 + B) * L });
   }
   const scored = n * (L - 1);

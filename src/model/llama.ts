@@ -81,8 +81,40 @@ export class LlamaModel {
   /** ids: B·T token ids, row-major [B, T]. */
   forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): ForwardResult {
     const be = this.backend;
+    const { normed, hidden } = this.trunk(ids, B, T, opts.cache, opts.outputHiddenStates === true);
+    let rows = normed;
+    if (opts.lastOnly && T > 1) rows = be.narrow(normed, T - 1, 1);
+    const logits = this.head(rows);
+    if (rows !== normed) be.dispose(rows);
+    if (!hidden) be.dispose(normed);
+    return hidden ? { logits, hiddenStates: hidden } : { logits };
+  }
+
+  /**
+   * The final-normed hidden states [B, T, C] (what the head reads), without the head: for callers that compute
+   * logits a few rows at a time (`head`) so that a [T, V] tensor for a large vocabulary is never held whole.
+   */
+  hidden(ids: Int32Array, B: number, T: number): Tensor {
+    return this.trunk(ids, B, T, undefined, false).normed;
+  }
+
+  /** Logits [B, t, V] of normed hidden rows [B, t, C]: lm_head, or the embedding matrix when tied. */
+  head(normed: Tensor): Tensor {
+    return this.weights.lmHead
+      ? applyLinear(this.backend, this.weights.lmHead, normed)
+      : this.backend.linear(normed, this.weights.embedTokens, null);
+  }
+
+  /** Embedding → layers → final norm; with `keepHidden`, the L + 1 hidden states as HF returns them. */
+  private trunk(
+    ids: Int32Array,
+    B: number,
+    T: number,
+    cache: KVCache | undefined,
+    keepHidden: boolean,
+  ): { normed: Tensor; hidden?: Tensor[] } {
+    const be = this.backend;
     const cfg = this.config;
-    const cache = opts.cache;
     const past = cache ? cache.length : 0;
     if (cache && (cache.batch !== B || past + T > cache.capacity)) {
       throw new ModelError(
@@ -95,30 +127,19 @@ export class LlamaModel {
     let h = be.embedding(idsT, this.weights.embedTokens);
     be.dispose(idsT);
     const hidden: Tensor[] = [];
-    if (opts.outputHiddenStates) hidden.push(h);
-
+    if (keepHidden) hidden.push(h);
     for (let l = 0; l < this.weights.layers.length; l++) {
       const layerCache = cache ? { keys: cache.keys[l], values: cache.values[l] } : undefined;
       const { y } = decoderLayerForward(be, cfg, this.weights.layers[l], h, { cos, sin, past, cache: layerCache });
-      if (!opts.outputHiddenStates) be.dispose(h);
+      if (!keepHidden) be.dispose(h);
       h = y;
-      if (opts.outputHiddenStates && l < this.weights.layers.length - 1) hidden.push(h);
+      if (keepHidden && l < this.weights.layers.length - 1) hidden.push(h);
     }
     if (cache) cache.length = past + T;
-
-    let normed = be.rms_norm(h, this.weights.norm, cfg.rmsNormEps);
-    if (!opts.outputHiddenStates) be.dispose(h);
-    if (opts.outputHiddenStates) hidden.push(normed);
-    if (opts.lastOnly && T > 1) {
-      const lastRow = be.narrow(normed, T - 1, 1);
-      if (!opts.outputHiddenStates) be.dispose(normed);
-      normed = lastRow;
-    }
-    const logits = this.weights.lmHead
-      ? applyLinear(be, this.weights.lmHead, normed)
-      : be.linear(normed, this.weights.embedTokens, null);
-    if (!opts.outputHiddenStates || (opts.lastOnly && T > 1)) be.dispose(normed);
-    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+    const normed = be.rms_norm(h, this.weights.norm, cfg.rmsNormEps);
+    if (!keepHidden) be.dispose(h);
+    if (keepHidden) hidden.push(normed);
+    return keepHidden ? { normed, hidden } : { normed };
   }
 
   dispose(): void {

@@ -4,6 +4,10 @@
 // loss = MSE; only the codebooks train (optionally the norms), with AdamW on fp32 master copies, one sequence
 // per step; afterwards they are rounded to their storage dtype and both streams advance through block i.
 //
+// Held-out windows (the last `holdout` windows of the calibration text, never trained on) guard each block: when
+// tuning raises a block's loss on them, the block keeps its stage-1 codebooks (reported as `kept: "stage1"`), so
+// stage 2 never makes a block worse on text it did not fit.
+//
 // Memory: one FP block, one compressed block, the streams (in memory, or on disk past maxMemory) and the
 // optimizer state. After each block an atomic checkpoint (tuned tensors of the block, both streams, state.json)
 // lets `resume` continue from the last finished block with a result equal to an uninterrupted run.
@@ -11,9 +15,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
-import { checkOutputDir } from "../compress/compress.js";
-import { CompressionError } from "../errors.js";
-import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
+import { CompressionError, UsageError } from "../errors.js";
+import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import {
@@ -39,12 +42,19 @@ export interface BlockwiseOptions {
   /** Calibration text (.txt) or documents (.jsonl). */
   calib: string;
   calibSamples?: number;
+  /** Held-out windows (default: max(2, ⌈calibSamples/8⌉); 0 turns the guard off). */
+  calibHoldout?: number;
   /** Window length; default and cap: the model's max_position_embeddings (and 2048). */
   calibSeqlen?: number;
   /** Seeds the calibration windows and the sample order of every epoch. */
   seed?: number;
   epochs?: number;
   lr?: number;
+  /**
+   * Learning-rate schedule over each block's steps: "constant", or "cosine" (linear warmup over the first 10 %
+   * of the steps, then a cosine decay to 0).
+   */
+  lrSchedule?: LrSchedule;
   weightDecay?: number;
   /** Also train the RMSNorm weights of each block. */
   trainNorms?: boolean;
@@ -56,7 +66,7 @@ export interface BlockwiseOptions {
 }
 
 export interface BlockwiseProgress {
-  phase: "embed" | "targets" | "train" | "advance";
+  phase: "embed" | "targets" | "loss" | "train" | "advance";
   block: number;
   blocks: number;
   /** 1-based epoch during "train". */
@@ -67,13 +77,21 @@ export interface BlockwiseProgress {
   steps: number;
   /** Mean loss over this epoch's steps so far ("train"). */
   loss?: number;
+  /** Work of the whole run in forward-pass units (a training step counts 3), done / total: for an overall ETA. */
+  workDone: number;
+  workTotal: number;
 }
 
 export interface BlockReport {
   block: number;
-  /** Mean MSE over the calibration windows of the stage-1 block, and of the tuned block (after rounding). */
+  /** Mean MSE over the training windows of the stage-1 block, and of the tuned block (after rounding). */
   lossBefore: number;
   lossAfter: number;
+  /** Mean MSE over the held-out windows of the stage-1 block and of the tuned one (NaN without held-out windows). */
+  heldoutBefore: number;
+  heldoutTuned: number;
+  /** Which codebooks the block keeps: the tuned ones, or stage 1's when tuning raised the held-out loss. */
+  kept: "tuned" | "stage1";
   /** Mean training loss of each epoch. */
   epochLosses: number[];
   seconds: number;
@@ -82,9 +100,11 @@ export interface BlockReport {
 export interface BlockwiseReport {
   blocks: BlockReport[];
   samples: number;
+  holdout: number;
   seqlen: number;
   epochs: number;
   lr: number;
+  lrSchedule: LrSchedule;
   weightDecay: number;
   trainNorms: boolean;
   streamsOnDisk: boolean;
@@ -92,20 +112,34 @@ export interface BlockwiseReport {
   seconds: number;
 }
 
-interface Resolved {
+export type LrSchedule = "constant" | "cosine";
+export const LR_SCHEDULES: readonly LrSchedule[] = ["constant", "cosine"];
+
+/** The learning rate of step `step` (1-based) of `total` under a schedule. */
+export function scheduledLr(lr: number, schedule: LrSchedule, step: number, total: number): number {
+  if (schedule === "constant") return lr;
+  const warmup = Math.max(1, Math.round(0.1 * total));
+  if (step <= warmup) return (lr * step) / warmup;
+  const t = (step - warmup) / Math.max(1, total - warmup);
+  return 0.5 * lr * (1 + Math.cos(Math.PI * Math.min(1, t)));
+}
+
+export interface BlockwiseSettings {
   calib: string;
   samples: number;
+  holdout: number;
   seqlen: number;
   seed: number;
   epochs: number;
   lr: number;
+  lrSchedule: LrSchedule;
   weightDecay: number;
   trainNorms: boolean;
 }
 
 interface State {
-  version: 1;
-  options: Resolved;
+  version: 2;
+  options: BlockwiseSettings;
   stage1Bpw: number;
   nextBlock: number;
   blocks: BlockReport[];
@@ -113,26 +147,37 @@ interface State {
 
 const STATE_FILE = "state.json";
 const BETAS = [0.9, 0.999] as const;
+/** Default AdamW learning rate of stage 2 (the reference's 5e-3 raised the loss on short schedules; docs/results.md). */
+export const DEFAULT_LR = 1e-3;
+/** Default learning-rate schedule of stage 2 (docs/results.md). */
+export const DEFAULT_LR_SCHEDULE: LrSchedule = "constant";
+/** A training step's cost in forward passes (forward, backward ≈ 2 forwards), for the overall ETA. */
+const STEP_WORK = 3;
 const ADAM_EPS = 1e-8;
 
 function fail(code: string, msg: string): never {
   throw new CompressionError(code, msg);
 }
 
-function resolveOptions(cfg: ModelConfig, o: BlockwiseOptions): Resolved {
+/** The options of a run with defaults filled in, validated against the model (its context caps the window). */
+export function resolveBlockwiseOptions(cfg: ModelConfig, o: BlockwiseOptions): BlockwiseSettings {
   const cap = Math.min(2048, cfg.maxPositionEmbeddings);
-  const r: Resolved = {
+  const r: BlockwiseSettings = {
     calib: path.resolve(o.calib),
     samples: o.calibSamples ?? 128,
+    holdout: o.calibHoldout ?? Math.max(2, Math.ceil((o.calibSamples ?? 128) / 8)),
     seqlen: o.calibSeqlen ?? cap,
     seed: o.seed ?? 0,
     epochs: o.epochs ?? 20,
-    lr: o.lr ?? 5e-3,
+    lr: o.lr ?? DEFAULT_LR,
+    lrSchedule: o.lrSchedule ?? DEFAULT_LR_SCHEDULE,
     weightDecay: o.weightDecay ?? 0.1,
     trainNorms: o.trainNorms ?? false,
   };
   if (!Number.isInteger(r.samples) || r.samples < 1)
     fail("finetune.samples", `--calib-samples must be ≥ 1, got ${r.samples}`);
+  if (!Number.isInteger(r.holdout) || r.holdout < 0)
+    fail("finetune.holdout", `--calib-holdout must be an integer ≥ 0, got ${r.holdout}`);
   if (!Number.isInteger(r.seqlen) || r.seqlen < 1 || r.seqlen > cfg.maxPositionEmbeddings) {
     fail(
       "finetune.seqlen",
@@ -142,6 +187,8 @@ function resolveOptions(cfg: ModelConfig, o: BlockwiseOptions): Resolved {
   if (!Number.isInteger(r.epochs) || r.epochs < 0)
     fail("finetune.epochs", `--epochs must be an integer ≥ 0, got ${r.epochs}`);
   if (!(r.lr > 0)) fail("finetune.lr", `--lr must be > 0, got ${r.lr}`);
+  if (!LR_SCHEDULES.includes(r.lrSchedule))
+    fail("finetune.lr_schedule", `--lr-schedule must be one of ${LR_SCHEDULES.join(", ")}, got ${r.lrSchedule}`);
   if (!(r.weightDecay >= 0)) fail("finetune.weight_decay", `--weight-decay must be ≥ 0, got ${r.weightDecay}`);
   return r;
 }
@@ -249,50 +296,65 @@ export async function finetuneBlockwise(
   if (geometry(cfg) !== geometry(stage1Cfg)) {
     fail("finetune.mismatch", `${stage1Dir} is not a compressed ${fpDir}: their configs describe different shapes`);
   }
-  const o = resolveOptions(cfg, opts);
-  checkOutputDir(outDir);
+  const o = resolveBlockwiseOptions(cfg, opts);
+  outDir = checkOutputDir(outDir).dir;
   const L = cfg.numHiddenLayers;
   const C = cfg.hiddenSize;
   const T = o.seqlen;
+  const S = o.samples;
+  // streams hold the S training windows, then the H held-out ones
+  const W = S + o.holdout;
   const elems = T * C;
-  const streamBytes = o.samples * elems * 4;
+  const streamBytes = W * elems * 4;
   const inMemory = 4 * streamBytes <= (opts.maxMemory ?? 2 ** 31);
-  const progress = opts.onProgress ?? (() => {});
   const streamFile = (kind: "fp" | "q", block: number) => path.join(workDir, `${kind}-${block}.f32`);
   const stateFile = path.join(workDir, STATE_FILE);
+  // work in forward passes: embedding (1 per window, cheap, counted 0), then per block targets, losses before,
+  // training, losses after and the advance of the q stream
+  const blockWork = 3 * W + o.holdout + STEP_WORK * o.epochs * S;
+  const workTotal = L * blockWork;
+  let workDone = 0;
+  const emit = opts.onProgress ?? (() => {});
+  const progress = (p: Omit<BlockwiseProgress, "workDone" | "workTotal">, work = 0) => {
+    workDone += work;
+    emit({ ...p, workDone, workTotal });
+  };
 
   let state: State;
   if (opts.resume && fs.existsSync(stateFile)) {
     state = JSON.parse(fs.readFileSync(stateFile, "utf8")) as State;
-    if (JSON.stringify(state.options) !== JSON.stringify(o) || state.stage1Bpw !== stage1Bpw) {
-      fail(
+    if (state.version !== 2 || JSON.stringify(state.options) !== JSON.stringify(o) || state.stage1Bpw !== stage1Bpw) {
+      throw new UsageError(
         "finetune.resume_mismatch",
         `${workDir} holds a run with other settings (${JSON.stringify(state.options)}); resume with the same options or delete it`,
       );
     }
+    workDone = state.nextBlock * blockWork;
   } else {
     if (fs.existsSync(stateFile)) {
-      fail(
+      throw new UsageError(
         "finetune.work_exists",
         `${workDir} holds an unfinished run; pass --resume to continue it or delete the directory`,
       );
     }
     const tokenizer = loadTokenizer(fpDir);
-    const windows = calibrationWindows(readCalibrationText(o.calib), tokenizer, {
-      samples: o.samples,
+    const { train, heldout } = calibrationWindows(readCalibrationText(o.calib), tokenizer, {
+      samples: S,
+      holdout: o.holdout,
       seqlen: T,
       seed: o.seed,
     });
+    const windows = [...train, ...heldout];
     fs.mkdirSync(workDir, { recursive: true });
     const fpSource = openCheckpoint(fpDir);
     try {
       const table = fpSource.readFloat32("model.embed_tokens.weight");
-      const fp0 = ActivationStream.create(streamFile("fp", 0), o.samples, elems, inMemory);
+      const fp0 = ActivationStream.create(streamFile("fp", 0), W, elems, inMemory);
       const x = new Float32Array(elems);
       windows.forEach((ids, s) => {
         for (let t = 0; t < T; t++) x.set(table.subarray(ids[t] * C, (ids[t] + 1) * C), t * C);
         fp0.write(s, x);
-        progress({ phase: "embed", block: 0, blocks: L, epoch: 0, epochs: o.epochs, step: s + 1, steps: o.samples });
+        progress({ phase: "embed", block: 0, blocks: L, epoch: 0, epochs: o.epochs, step: s + 1, steps: W });
       });
       fp0.persist();
       fp0.close();
@@ -300,7 +362,7 @@ export async function finetuneBlockwise(
     } finally {
       fpSource.close();
     }
-    state = { version: 1, options: o, stage1Bpw, nextBlock: 0, blocks: [] };
+    state = { version: 2, options: o, stage1Bpw, nextBlock: 0, blocks: [] };
     writeFileAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
   }
 
@@ -319,43 +381,65 @@ export async function finetuneBlockwise(
     for (let i = state.nextBlock; i < L; i++) {
       const tb = performance.now();
       const prefix = `model.layers.${i}`;
-      const fpIn = ActivationStream.open(streamFile("fp", i), o.samples, elems, inMemory);
-      const qIn = ActivationStream.open(streamFile("q", i), o.samples, elems, inMemory);
-      const targets = ActivationStream.create(streamFile("fp", i + 1), o.samples, elems, inMemory);
+      const at = (phase: BlockwiseProgress["phase"], step: number, steps: number, epoch = 0, loss?: number) => ({
+        phase,
+        block: i,
+        blocks: L,
+        epoch,
+        epochs: o.epochs,
+        step,
+        steps,
+        loss,
+      });
+      const fpIn = ActivationStream.open(streamFile("fp", i), W, elems, inMemory);
+      const qIn = ActivationStream.open(streamFile("q", i), W, elems, inMemory);
+      const targets = ActivationStream.create(streamFile("fp", i + 1), W, elems, inMemory);
 
       const fpLayer = fpReader.layer(i);
-      for (let s = 0; s < o.samples; s++) {
+      for (let s = 0; s < W; s++) {
         targets.write(s, await runBlock(be, cfg, fpLayer, fpIn.read(s), T, ctx));
-        progress({ phase: "targets", block: i, blocks: L, epoch: 0, epochs: o.epochs, step: s + 1, steps: o.samples });
+        progress(at("targets", s + 1, W), 1);
       }
       disposeLayer(be, fpLayer);
       fpIn.close();
 
+      // mean MSE of the layer over windows [from, to) of the q stream against the targets
+      const meanLoss = async (
+        layer: DecoderLayer,
+        from: number,
+        to: number,
+        onWindow?: (s: number, y: Float32Array) => void,
+      ) => {
+        let sum = 0;
+        for (let s = from; s < to; s++) {
+          const y = await runBlock(be, cfg, layer, qIn.read(s), T, ctx);
+          sum += mseHost(y, targets.read(s));
+          onWindow?.(s, y);
+        }
+        return to > from ? sum / (to - from) : Number.NaN;
+      };
       const layer = qReader.layer(i);
       const params = trainableParams(layer, prefix, o.trainNorms);
-      let lossBefore = 0;
-      for (let s = 0; s < o.samples; s++) {
-        lossBefore += mseHost(await runBlock(be, cfg, layer, qIn.read(s), T, ctx), targets.read(s)) / o.samples;
-      }
-      const epochLosses = await trainBlock(be, cfg, layer, params, qIn, targets, ctx, o, i, L, progress);
-      const tuned = await roundToStorage(be, layer, params, qSource);
+      const lossBefore = await meanLoss(layer, 0, S);
+      const heldoutBefore = await meanLoss(layer, S, W);
+      progress(at("loss", W, W), W);
+      const epochLosses = await trainBlock(be, cfg, layer, params, qIn, targets, ctx, o, i, (p) =>
+        progress(at("train", p.step, p.steps, p.epoch, p.loss), STEP_WORK),
+      );
+      let tuned = await roundToStorage(be, layer, params, qSource);
+      const heldoutTuned = await meanLoss(layer, S, W);
+      progress(at("loss", W, W, o.epochs), o.holdout);
+      // the guard: tuning that raised the held-out loss is undone (the stage-1 tensors are what qSource holds)
+      const kept: BlockReport["kept"] = heldoutTuned > heldoutBefore ? "stage1" : "tuned";
+      if (kept === "stage1") tuned = restoreStage1(be, layer, params, qSource);
 
-      const qOut = ActivationStream.create(streamFile("q", i + 1), o.samples, elems, inMemory);
-      let lossAfter = 0;
-      for (let s = 0; s < o.samples; s++) {
-        const y = await runBlock(be, cfg, layer, qIn.read(s), T, ctx);
-        lossAfter += mseHost(y, targets.read(s)) / o.samples;
+      const qOut = ActivationStream.create(streamFile("q", i + 1), W, elems, inMemory);
+      const advance = (s: number, y: Float32Array) => {
         qOut.write(s, y);
-        progress({
-          phase: "advance",
-          block: i,
-          blocks: L,
-          epoch: o.epochs,
-          epochs: o.epochs,
-          step: s + 1,
-          steps: o.samples,
-        });
-      }
+        progress(at("advance", s + 1, W, o.epochs), 1);
+      };
+      const lossAfter = await meanLoss(layer, 0, S, advance);
+      await meanLoss(layer, S, W, advance);
       qIn.close();
 
       // checkpoint: tuned tensors of block i, both streams of block i+1, then state.json (the commit point)
@@ -365,7 +449,16 @@ export async function finetuneBlockwise(
       targets.close();
       qOut.close();
       disposeLayer(be, layer);
-      state.blocks.push({ block: i, lossBefore, lossAfter, epochLosses, seconds: (performance.now() - tb) / 1000 });
+      state.blocks.push({
+        block: i,
+        lossBefore,
+        lossAfter,
+        heldoutBefore,
+        heldoutTuned,
+        kept,
+        epochLosses,
+        seconds: (performance.now() - tb) / 1000,
+      });
       state.nextBlock = i + 1;
       writeFileAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
       fs.rmSync(streamFile("fp", i), { force: true });
@@ -382,9 +475,11 @@ export async function finetuneBlockwise(
   return {
     blocks: state.blocks,
     samples: o.samples,
+    holdout: o.holdout,
     seqlen: T,
     epochs: o.epochs,
     lr: o.lr,
+    lrSchedule: o.lrSchedule,
     weightDecay: o.weightDecay,
     trainNorms: o.trainNorms,
     streamsOnDisk: !inMemory,
@@ -401,10 +496,9 @@ async function trainBlock(
   qIn: ActivationStream,
   targets: ActivationStream,
   ctx: LayerContext,
-  o: Resolved,
+  o: BlockwiseSettings,
   block: number,
-  blocks: number,
-  progress: (p: BlockwiseProgress) => void,
+  progress: (p: { epoch: number; step: number; steps: number; loss: number }) => void,
 ): Promise<number[]> {
   const T = o.seqlen;
   const C = cfg.hiddenSize;
@@ -419,20 +513,12 @@ async function trainBlock(
       const x = be.upload(qIn.read(s).slice(), [1, T, C]);
       const target = be.upload(targets.read(s).slice(), [1, T, C]);
       step++;
-      const hp = { lr: o.lr, beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay, step };
+      const lr = scheduledLr(o.lr, o.lrSchedule, step, o.epochs * o.samples);
+      const hp = { lr, beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay, step };
       sum += await trainStep(be, cfg, layer, params, moments, x, target, ctx, hp);
       be.dispose(x);
       be.dispose(target);
-      progress({
-        phase: "train",
-        block,
-        blocks,
-        epoch: epoch + 1,
-        epochs: o.epochs,
-        step: k + 1,
-        steps: order.length,
-        loss: sum / (k + 1),
-      });
+      progress({ epoch: epoch + 1, step: k + 1, steps: order.length, loss: sum / (k + 1) });
     }
     epochLosses.push(sum / order.length);
   }
@@ -450,6 +536,18 @@ function encode(dtype: DType, values: Float32Array): ArrayBufferView {
   return fail("finetune.dtype", `cannot store a trained tensor as ${dtype} (F32, F16 or BF16 only)`);
 }
 
+/** Puts `t` in the layer wherever `p.tensor` was (codebook of any linear, a norm) and frees the old tensor. */
+function replaceParam(be: Backend, layer: DecoderLayer, p: TrainableParam, t: Tensor): void {
+  for (const [, key] of LAYER_LINEARS) {
+    const lin = layer[key];
+    if (lin.kind === "codebook" && lin.codebooks === p.tensor) lin.codebooks = t;
+  }
+  if (layer.inputLayernorm === p.tensor) layer.inputLayernorm = t;
+  if (layer.postAttentionLayernorm === p.tensor) layer.postAttentionLayernorm = t;
+  be.dispose(p.tensor);
+  p.tensor = t;
+}
+
 /**
  * Rounds each trained tensor to its stored dtype (fp16 codebooks, the norms' dtype), as the checkpoint will hold
  * it, so the q stream continues from exactly what is saved. Returns the encoded tensors for the checkpoint.
@@ -465,18 +563,41 @@ async function roundToStorage(
     const dtype = storedDtype(source, p.name);
     const data = encode(dtype, await be.read(p.tensor));
     const rounded = dtype === "F32" ? (data as Float32Array) : toFloat32(dtype, data as Uint16Array);
-    const t = be.upload(rounded.slice(), p.tensor.shape);
-    for (const [, key] of LAYER_LINEARS) {
-      const lin = layer[key];
-      if (lin.kind === "codebook" && lin.codebooks === p.tensor) lin.codebooks = t;
-    }
-    if (layer.inputLayernorm === p.tensor) layer.inputLayernorm = t;
-    if (layer.postAttentionLayernorm === p.tensor) layer.postAttentionLayernorm = t;
-    be.dispose(p.tensor);
-    p.tensor = t;
-    out.push({ name: p.name, dtype, shape: t.shape, data });
+    replaceParam(be, layer, p, be.upload(rounded.slice(), p.tensor.shape));
+    out.push({ name: p.name, dtype, shape: p.tensor.shape, data });
   }
   return out;
+}
+
+/** Puts the stage-1 values of every trainable tensor back into the layer; returns them as stored. */
+function restoreStage1(
+  be: Backend,
+  layer: DecoderLayer,
+  params: TrainableParam[],
+  source: TensorSource,
+): TensorToWrite[] {
+  return params.map((p) => {
+    const info = source.info(p.name)!;
+    replaceParam(be, layer, p, be.upload(source.readFloat32(p.name), p.tensor.shape));
+    return { name: p.name, dtype: info.dtype, shape: info.shape, data: source.readRaw(p.name) };
+  });
+}
+
+/** What config.json's quantization_config.finetune records of a run's settings. */
+export function finetuneRecord(o: BlockwiseSettings): Record<string, unknown> {
+  return {
+    method: "blockwise",
+    calib: path.basename(o.calib),
+    calib_samples: o.samples,
+    calib_holdout: o.holdout,
+    calib_seqlen: o.seqlen,
+    seed: o.seed,
+    epochs: o.epochs,
+    lr: o.lr,
+    lr_schedule: o.lrSchedule,
+    weight_decay: o.weightDecay,
+    train_norms: o.trainNorms,
+  };
 }
 
 /** The output checkpoint: the stage-1 directory with every tuned tensor replaced, written atomically. */
@@ -509,18 +630,7 @@ async function writeTuned(
       writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", cluscomp: "1" });
       const raw = readModelConfig(stage1Dir).raw;
       const qc = raw.quantization_config as Record<string, unknown>;
-      const o = state.options;
-      const finetune = {
-        method: "blockwise",
-        calib: path.basename(o.calib),
-        calib_samples: o.samples,
-        calib_seqlen: o.seqlen,
-        seed: o.seed,
-        epochs: o.epochs,
-        lr: o.lr,
-        weight_decay: o.weightDecay,
-        train_norms: o.trainNorms,
-      };
+      const finetune = finetuneRecord(state.options);
       const config = { ...raw, quantization_config: { ...qc, finetune } };
       writeFileAtomic(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
       copyCompanionFiles(stage1Dir, dir, ["cluscomp.json"]);

@@ -1,0 +1,101 @@
+// Text inputs (evaluation data, calibration data, prompts): read strictly as UTF-8, so a UTF-16 file or a binary
+// file is refused with a message instead of being scored as replacement characters. A `.jsonl` file is read as
+// documents — {"text": …}, or the C4 excerpt's {"prefix", "gold_completion"} — joined by blank lines.
+
+import * as fs from "node:fs";
+import { UsageError } from "../errors.js";
+
+/** Largest text file read whole (1 GiB): bigger inputs are almost certainly the wrong file. */
+export const MAX_TEXT_BYTES = 2 ** 30;
+
+function fail(code: string, msg: string): never {
+  throw new UsageError(`text.${code}`, msg);
+}
+
+/** The bytes of a regular file, with an error naming `what` when it is missing, not a file or too large. */
+function readBytes(file: string, what: string): Buffer {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail("missing", `${what} ${file}: ${code === "ENOENT" ? "no such file" : `cannot read it (${code})`}`);
+  }
+  if (st.isDirectory()) fail("not_file", `${what} ${file} is a directory, not a text file`);
+  if (!st.isFile()) fail("not_file", `${what} ${file} is not a regular file`);
+  if (st.size > MAX_TEXT_BYTES) fail("too_large", `${what} ${file} is ${st.size} bytes, over the 1 GiB limit`);
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    return fail("unreadable", `${what} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+}
+
+/** Decodes UTF-8 strictly (a leading BOM is dropped); UTF-16 and invalid bytes are refused with their position. */
+export function decodeUtf8(bytes: Uint8Array, where: string): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    fail("encoding", `${where} is UTF-16 (it starts with a UTF-16 byte-order mark); convert it to UTF-8 first`);
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    const utf16 = nul > 0 && bytes.length > 3 && (bytes[1] === 0 || bytes[0] === 0);
+    fail(
+      "encoding",
+      utf16
+        ? `${where} looks like UTF-16 (zero bytes between characters); convert it to UTF-8 first`
+        : `${where} has a zero byte at offset ${nul}: it is not a text file`,
+    );
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    // find the first bad byte for the message
+    let lo = 0;
+    let hi = bytes.length;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    return fail(
+      "encoding",
+      `${where} is not valid UTF-8 (first bad byte near offset ${lo}); convert it to UTF-8 first`,
+    );
+  }
+}
+
+/** The documents of a JSONL file: one JSON object per line with a "text" (or "prefix" + "gold_completion") string. */
+export function parseDocuments(text: string, file: string): string[] {
+  const docs: string[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      fail("jsonl", `${file}:${i + 1}: not valid JSON`);
+    }
+    const rec = (typeof o === "object" && o !== null && !Array.isArray(o) ? o : {}) as Record<string, unknown>;
+    if (typeof rec.text === "string") docs.push(rec.text);
+    else if (typeof rec.prefix === "string")
+      docs.push(rec.prefix + (typeof rec.gold_completion === "string" ? rec.gold_completion : ""));
+    else fail("jsonl", `${file}:${i + 1}: expected a "text" or "prefix" string field`);
+  });
+  if (docs.length === 0) fail("empty", `${file} holds no documents`);
+  return docs;
+}
+
+/**
+ * The text of a data file: UTF-8 as is, or the documents of a `.jsonl` file joined by blank lines. `what` names
+ * the file's role in messages ("--data", "calibration file").
+ */
+export function readTextFile(file: string, what: string): string {
+  const text = decodeUtf8(readBytes(file, what), `${what} ${file}`);
+  if (file.endsWith(".jsonl")) return parseDocuments(text, file).join("\n\n");
+  if (text.trim() === "") fail("empty", `${what} ${file} is empty`);
+  return text;
+}
