@@ -4,7 +4,8 @@
 # schedules on the best stage-1 checkpoints, next to RTN at the same rates. Perplexity: the demo's protocol (the
 # first 32 windows of 512 tokens of the bundled excerpt); calibration: its second half, as the demo.
 #   bash bench/demo_sweep.sh stage1 [outdir]      stage-1 grid → OUT/stage1.tsv
-#   bash bench/demo_sweep.sh stage2 [outdir]      stage-2 grid on the STAGE2_VARIANTS (space-separated names)
+#   bash bench/demo_sweep.sh stage2 [outdir]      stage-2 grid on the STAGE2_VARIANTS (space-separated names):
+#                                                 LRS × SCHEDULES (samples x seqlen x epochs) × NORMS × LR_SCHEDULES
 #   bash bench/demo_sweep.sh rtn [outdir]         RTN 2/3/4-bit g64 → OUT/rtn.tsv
 # Finished rows are reused (delete the row's directory to redo it).
 set -euo pipefail
@@ -47,12 +48,14 @@ case "$which" in
         for sched in ${SCHEDULES:-32x256x6}; do
           IFS=x read -r samples seqlen epochs <<< "$sched"
           for norms in ${NORMS:-no}; do
-            name=$v-lr$lr-$sched-norms$norms
+           for lrs in ${LR_SCHEDULES:-constant}; do
+            name=$v-lr$lr-$sched-norms$norms${lrs/constant/}
             grep -q "^$name	" "$out/stage2.tsv" 2>/dev/null && continue
             dir=$out/s2/$name
             rm -rf "$dir" "$dir.work"
             extra=()
             [ "$norms" = yes ] && extra+=(--train-norms)
+            [ "$lrs" = constant ] || extra+=(--lr-schedule "$lrs")
             t0=$(date +%s.%N)
             $cli finetune --backend cpu --model "$model" --stage1 "$out/s1/$v" --out "$dir" --calib "$calib" \
               --calib-samples "$samples" --calib-seqlen "$seqlen" --epochs "$epochs" --lr "$lr" "${extra[@]}" --json \
@@ -60,6 +63,7 @@ case "$which" in
             t1=$(date +%s.%N)
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\n' "$name" "$v" "$lr" "$sched" "$norms" "$(bpw "$dir")" "$(ppl "$dir")" \
               "$(echo "$t1 - $t0" | bc)" | tee -a "$out/stage2.tsv"
+           done
           done
         done
       done

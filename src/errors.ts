@@ -37,3 +37,6 @@ export class CompressionError extends CluscompError {}
 
 /** An output location that cannot be written (a file in the way, no permission, not empty…). */
 export class OutputError extends CluscompError {}
+
+/** A data file (evaluation or calibration text, a prompt file) that is missing, not text, or malformed. */
+export class DataError extends CluscompError {}

@@ -74,6 +74,7 @@ export {
   CluscompError,
   CompressionError,
   ConfigError,
+  DataError,
   ModelError,
   OutputError,
   SafetensorsError,

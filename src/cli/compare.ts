@@ -205,7 +205,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
       const stage1: CompressOptions = {
         ...run.compress,
         onProgress: compressProgress(run.compress.method),
-        onPlan: (plan) => printPlan(plan, run.compress.share ?? "block"),
+        onPlan: (plan) => printPlan(plan, run.compress.share ?? "block", run.compress.bits),
       };
       if (run.tune) {
         const r = await compressAndTune(backend, src, dir, stage1, { ...run.tune, onProgress: finetuneProgress() });

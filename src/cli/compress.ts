@@ -151,11 +151,19 @@ export function compressProgress(method: string): CompressOptions["onProgress"] 
   };
 }
 
-/** What the planner chose, one line on stderr before the work starts. */
-export function printPlan(plan: CodebookGroup[], share: ShareMode): void {
+/** What the planner chose, on stderr before the work starts (and why some codebooks got another rate). */
+export function printPlan(plan: CodebookGroup[], share: ShareMode, bits?: number): void {
   const { params } = planBudget(plan);
   process.stderr.write(
     `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
+  );
+  if (bits === undefined) return;
+  const over = plan.filter((g) => (g.targetBits ?? bits) > bits + 1e-9);
+  if (over.length === 0) return;
+  const rest = plan.find((g) => (g.targetBits ?? bits) <= bits + 1e-9)?.targetBits;
+  const names = [...new Set(over.flatMap((g) => g.members.map((x) => x.projection)))].join(", ");
+  process.stderr.write(
+    `plan: ${over.length} codebook${over.length > 1 ? "s" : ""} (${names}) cannot go below ${Math.min(...over.map((g) => g.targetBits!)).toFixed(3)} bpw (a 16-bit code covers at most as many weights as the matrix has outputs); the others are planned at ${rest?.toFixed(3)} bpw so the model averages ${bits}\n`,
   );
 }
 
@@ -193,7 +201,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const tuning = finetune === "blockwise" ? finetuneOptions(a, "compress", options.seed ?? 0) : undefined;
   const out = checkOutputArg(str(a, "out", "compress"));
   const backend = await backendFromArgs(a, "compress", [modelDir]);
-  const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block");
+  const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block", options.bits);
   const stage1Options: CompressOptions = { ...options, onProgress: compressProgress(options.method), onPlan };
   if (!tuning) {
     const report = await compressModel(backend, modelDir, out, stage1Options);

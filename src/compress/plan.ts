@@ -36,6 +36,12 @@ export interface CodebookGroup {
   K: number;
   /** Codebooks per member (only `none` sharing allows m > 1). */
   m: number;
+  /**
+   * With --bits: the bits per weight this group was planned for. Usually --bits itself; a group whose matrices
+   * cannot go that low (outputs too narrow for the codes' 16 bits) is planned at its minimum, and the other
+   * groups' target is lowered so the model still averages --bits.
+   */
+  targetBits?: number;
 }
 
 /** Every q/k/v/o and gate/up/down weight of the model, in layer order. */
@@ -194,22 +200,10 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
   }
   if (o.d === undefined && o.bits === undefined)
     throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
+  if (o.d === undefined) return planForBudget([...groupMatrices(mats, o.share)], o.m, o.bits!, o.share);
   const plan: CodebookGroup[] = [];
   for (const [codebook, members] of groupMatrices(mats, o.share)) {
-    if (o.d === undefined) {
-      const B = o.bits!;
-      const chosen = chooseVectorDim(members, o.m, B);
-      if (!chosen) {
-        const low = lowestBpw(members, o.m);
-        throw new CompressionError(
-          "compress.bits_unreachable",
-          `--bits ${B} is below what ${codebook} can reach at any vector length: its codes and a 2-centroid codebook need ${low.bpw.toFixed(3)} bpw at best (d = ${low.d}); use more bits${o.share === "none" ? " or --share block" : ""}`,
-        );
-      }
-      plan.push({ codebook, members, d: chosen.d, K: chosen.K, m: o.m });
-      continue;
-    }
-    const d = o.d;
+    const d: number = o.d;
     if (o.m > Math.ceil(members[0].out / d)) {
       throw new CompressionError(
         "compress.codebooks",
@@ -247,6 +241,49 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
     plan.push({ codebook, members, d, K, m: o.m });
   }
   return plan;
+}
+
+/**
+ * A plan for --bits B without --vector-dim: each group gets the vector length and K that chooseVectorDim picks
+ * for the target. A group that cannot reach the target at any vector length is planned at its cheapest (the
+ * d of lowestBpw, 2 centroids) and its excess bits are taken from the others, whose target is lowered until the
+ * model averages B; when even the cheapest plan of every group exceeds B, the error says what the model can reach.
+ */
+function planForBudget(groups: [string, MatrixSpec[]][], m: number, B: number, share: ShareMode): CodebookGroup[] {
+  const paramsOf = (members: MatrixSpec[]) => members.reduce((s, x) => s + x.in * x.out, 0);
+  const total = groups.reduce((s, [, members]) => s + paramsOf(members), 0);
+  const cheapest = new Map<string, CodebookGroup>();
+  for (;;) {
+    const fixedBits = [...cheapest.values()].reduce((s, g) => s + planBudget([g]).bits, 0);
+    const restParams = groups.reduce((s, [name, members]) => s + (cheapest.has(name) ? 0 : paramsOf(members)), 0);
+    const target = restParams > 0 ? (B * total - fixedBits) / restParams : 0;
+    const plan: CodebookGroup[] = [];
+    let grew = false;
+    for (const [codebook, members] of groups) {
+      const fixed = cheapest.get(codebook);
+      if (fixed) {
+        plan.push(fixed);
+        continue;
+      }
+      const chosen = target > 0 ? chooseVectorDim(members, m, target) : undefined;
+      if (chosen) {
+        plan.push({ codebook, members, d: chosen.d, K: chosen.K, m, targetBits: target });
+        continue;
+      }
+      const low = lowestBpw(members, m);
+      cheapest.set(codebook, { codebook, members, d: low.d, K: 2, m, targetBits: low.bpw });
+      grew = true;
+    }
+    if (!grew) return plan;
+    if (cheapest.size === groups.length) {
+      const reach = [...cheapest.values()].reduce((s, g) => s + planBudget([g]).bits, 0) / total;
+      const worst = [...cheapest.values()].sort((a, b) => (b.targetBits ?? 0) - (a.targetBits ?? 0))[0];
+      throw new CompressionError(
+        "compress.bits_unreachable",
+        `--bits ${B} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is 16 bits; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
+      );
+    }
+  }
 }
 
 /** Bits and parameters of a plan (codebooks counted once). */

@@ -3,13 +3,13 @@
 // documents — {"text": …}, or the C4 excerpt's {"prefix", "gold_completion"} — joined by blank lines.
 
 import * as fs from "node:fs";
-import { UsageError } from "../errors.js";
+import { DataError } from "../errors.js";
 
 /** Largest text file read whole (1 GiB): bigger inputs are almost certainly the wrong file. */
 export const MAX_TEXT_BYTES = 2 ** 30;
 
 function fail(code: string, msg: string): never {
-  throw new UsageError(`text.${code}`, msg);
+  throw new DataError(`text.${code}`, msg);
 }
 
 /** The bytes of a regular file, with an error naming `what` when it is missing, not a file or too large. */
@@ -49,23 +49,30 @@ export function decodeUtf8(bytes: Uint8Array, where: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    // find the first bad byte for the message
-    let lo = 0;
-    let hi = bytes.length;
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >> 1;
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
-        lo = mid;
-      } catch {
-        hi = mid;
-      }
-    }
-    return fail(
-      "encoding",
-      `${where} is not valid UTF-8 (first bad byte near offset ${lo}); convert it to UTF-8 first`,
-    );
+    const at = firstInvalidUtf8(bytes);
+    return fail("encoding", `${where} is not valid UTF-8 (first bad byte at offset ${at}); convert it to UTF-8 first`);
   }
+}
+
+/** Offset of the first byte that starts an invalid UTF-8 sequence (RFC 3629: no overlongs, surrogates, > U+10FFFF). */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0 || i + n >= b.length) return i;
+    // the second byte's range depends on the lead byte (overlongs, surrogates, the upper limit)
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    if (b[i + 1] < lo || b[i + 1] > hi) return i;
+    for (let k = 2; k <= n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return b.length;
 }
 
 /** The documents of a JSONL file: one JSON object per line with a "text" (or "prefix" + "gold_completion") string. */

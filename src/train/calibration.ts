@@ -4,7 +4,7 @@
 // blank lines into one text; any other file is plain UTF-8 text (io/text.ts). The text is tokenized once (as the
 // perplexity protocol does) and training window starts are drawn uniformly before the held-out tail.
 
-import { UsageError } from "../errors.js";
+import { DataError, UsageError } from "../errors.js";
 import { readTextFile } from "../io/text.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { Rng } from "../tensor/rng.js";
@@ -41,7 +41,7 @@ export function calibrationWindows(
   const ids = tokenizer.encode(text);
   const trainEnd = ids.length - H * o.seqlen;
   if (trainEnd < o.seqlen) {
-    throw new UsageError(
+    throw new DataError(
       "calib.short",
       H > 0
         ? `calibration text has ${ids.length} tokens, fewer than ${H} held-out windows of ${o.seqlen} plus one to train on; use a longer text, a smaller --calib-seqlen or fewer --calib-holdout`

@@ -123,6 +123,9 @@ describe("cli compress", () => {
     for (const b of rep.blocks) expect(b.lossAfter).toBeLessThan(b.lossBefore);
     expect(rep.pplBefore).toBeGreaterThan(1);
     expect(rep.pplAfter).toBeGreaterThan(1);
+    expect(rep.pplOriginal).toBeGreaterThan(1);
+    expect(rep.pplOriginal).toBeLessThan(rep.pplBefore);
+    expect(rep.evalSeqlen).toBe(64);
     expect(rep.bpw).toBeCloseTo(4.1, 1);
     expect(rep.bytes).toBeGreaterThan(0);
     expect(fs.existsSync(`${tuned}.work`)).toBe(false);
@@ -222,5 +225,62 @@ describe("cli compress", () => {
     const svg = fs.readFileSync(path.join(dir, "bpw_vs_ppl.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
     expect((svg.match(/<circle cx=/g) ?? []).length).toBe(2 + 2); // two points + two legend marks
+  });
+
+  it("compare reuses a variant only when made from the same model with the same settings; stage-2 keys; --json", () => {
+    const dir = path.join(root, "cmp2");
+    const runs = [
+      "--run",
+      "bits=3 iters=1",
+      "--run",
+      "bits=3 iters=1 finetune=blockwise calib-samples=2 calib-seqlen=16 epochs=1 calib-holdout=1",
+    ];
+    const args = (model: string) => [
+      "compare",
+      "--model",
+      model,
+      "--data",
+      TEXT,
+      "--out",
+      dir,
+      "--seqlen",
+      "128",
+      "--max-windows",
+      "1",
+      "--json",
+    ];
+    const calibArg = (xs: string[]) => xs.map((x) => (x.includes("finetune=") ? `${x} calib=${TEXT}` : x));
+    const first = cli(...args(EXAMPLE), ...calibArg(runs));
+    expect(first.code, first.stderr).toBe(0);
+    const out = JSON.parse(first.stdout);
+    expect(out.rows.map((r: { method: string }) => r.method)).toEqual([
+      "none",
+      "cluscomp share=block",
+      "cluscomp share=block + stage 2",
+    ]);
+    expect(out.rows[2].command).toMatch(/--finetune blockwise .*--calib /);
+    const tuned = JSON.parse(
+      fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.includes("finetune"))!, "config.json"), "utf8"),
+    );
+    expect(tuned.quantization_config.finetune).toMatchObject({
+      method: "blockwise",
+      calib_samples: 2,
+      calib_holdout: 1,
+    });
+    // the same model again: both reused
+    const again = cli(...args(EXAMPLE), ...calibArg(runs));
+    expect(again.code, again.stderr).toBe(0);
+    expect((again.stderr.match(/^reusing /gm) ?? []).length).toBe(2);
+    expect(JSON.parse(again.stdout).rows[1].ppl).toBe(out.rows[1].ppl);
+    // another model under the same output: nothing reused
+    const other = path.join(root, "other-model");
+    fs.cpSync(EXAMPLE, other, { recursive: true });
+    const c = JSON.parse(fs.readFileSync(path.join(other, "config.json"), "utf8"));
+    c.rms_norm_eps = 1e-6;
+    fs.writeFileSync(path.join(other, "config.json"), JSON.stringify(c));
+    const third = cli(...args(other), ...calibArg(runs.slice(0, 2)));
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stderr).not.toMatch(/^reusing /m);
+    expect(third.stderr).toMatch(/not reusing .*: it was made from another model/);
   });
 });

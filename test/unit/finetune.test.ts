@@ -168,6 +168,53 @@ describe("block-wise codebook tuning (stories260K)", () => {
     expect(parseQuantizationConfig(readModelConfig(out).raw)!.finetune).toMatchObject({ train_norms: true });
   });
 
+  it("keeps a block's stage-1 codebooks when tuning raised its held-out loss, and reports it", async () => {
+    // an absurd learning rate throws the centroids off: the guard must undo it block by block
+    const out = path.join(root, "guarded");
+    const progress: number[] = [];
+    let total = 0;
+    const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, `${out}.work`, {
+      ...TUNE,
+      lr: 3,
+      calibHoldout: 2,
+      onProgress: (p) => {
+        progress.push(p.workDone);
+        total = p.workTotal;
+      },
+    });
+    const reverted = r.blocks.filter((b) => b.kept === "stage1");
+    expect(reverted.length).toBeGreaterThan(0);
+    for (const b of r.blocks) {
+      if (b.kept === "stage1") {
+        expect(b.heldoutTuned).toBeGreaterThan(b.heldoutBefore);
+        expect(b.lossAfter).toBeCloseTo(b.lossBefore, 9); // the block computes what stage 1 did
+      } else {
+        expect(b.heldoutTuned).toBeLessThanOrEqual(b.heldoutBefore);
+      }
+    }
+    const q = parseQuantizationConfig(readModelConfig(out).raw)!;
+    const before = openCheckpoint(stage1);
+    const after = openCheckpoint(out);
+    for (const b of r.blocks) {
+      const names = new Set(
+        Object.entries(q.modules)
+          .filter(([n, m]) => n.startsWith(`model.layers.${b.block}.`) && m.method === "cluscomp")
+          .map(([, m]) => (m.method === "cluscomp" ? m.codebook : "")),
+      );
+      for (const n of names) {
+        const same = Buffer.from(before.readRaw(n).buffer).equals(Buffer.from(after.readRaw(n).buffer));
+        expect(same, `${n} (block ${b.block} kept ${b.kept})`).toBe(b.kept === "stage1");
+      }
+    }
+    // one overall progress: never backwards, ending at the total
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]);
+    expect(progress.at(-1)).toBe(total);
+    // without held-out windows there is no guard: every block keeps what tuning gave
+    const off = path.join(root, "unguarded");
+    const u = await finetuneBlockwise(be, EXAMPLE, stage1, off, `${off}.work`, { ...TUNE, lr: 3, calibHoldout: 0 });
+    expect(u.blocks.every((b) => b.kept === "tuned" && Number.isNaN(b.heldoutBefore))).toBe(true);
+  });
+
   it("refuses codebooks shared across blocks, RTN checkpoints and bad options, writing nothing", async () => {
     const shared = path.join(root, "model-shared");
     await compressModel(be, EXAMPLE, shared, { method: "cluscomp", bits: 4.1, vectorDim: 8, share: "model", iters: 1 });
