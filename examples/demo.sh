@@ -17,7 +17,7 @@ rtn=$work/stories260K-rtn-2bit-g64
 calib=$work/calib.txt
 prompt="Once upon a time"
 evalopts=(--data "$data" --seqlen 512 --max-windows 32 --batch-size 4 --json)
-genopts=(--prompt "$prompt" --max-new-tokens 48 --temperature 0.8 --top-k 40 --seed 7 --json)
+genopts=(--prompt "$prompt" --max-new-tokens 48 --temperature 0.8 --top-k 40 --repetition-penalty 1.3 --seed 7 --json)
 rm -rf "$cluscomp" "$cluscomp.work" "$rtn"
 mkdir -p "$work"
 # calibration text: the second half of the excerpt (the perplexity windows are its first ~16k tokens)
@@ -37,17 +37,17 @@ echo; echo "== 3. the baseline at the same size: round-to-nearest, 2 bits, fp16 
 base=$($cli compress --model "$model" --out "$rtn" --method rtn --bits 2 --group-size 64 --json)
 rtn_eval=$($cli eval --model "$rtn" "${evalopts[@]}")
 
-echo; echo "== 4. the same prompt and seed on each (temperature 0.8, top-k 40, seed 7, 48 new tokens)"
+echo; echo "== 4. the same prompt and settings on each (temperature 0.8, top-k 40, repetition penalty 1.3, seed 7, 48 tokens)"
 gen_original=$($cli generate --model "$model" "${genopts[@]}")
 gen_cluscomp=$($cli generate --model "$cluscomp" "${genopts[@]}")
 gen_rtn=$($cli generate --model "$rtn" "${genopts[@]}")
 
 echo; echo "== 5. side by side"
-node -e '
-const [o, c, ce, r, re, go, gc, gr] = process.argv.slice(1, 9).map((s) => JSON.parse(s));
+node - "$original" "$comp" "$comp_eval" "$base" "$rtn_eval" "$gen_original" "$gen_cluscomp" "$gen_rtn" "$model" "$cluscomp" "$rtn" <<'EOF'
+const [o, c, ce, r, re, go, gc, gr] = process.argv.slice(2, 10).map((s) => JSON.parse(s));
 const fs = require("fs"), path = require("path");
 const mib = (d) => fs.readdirSync(d).filter((f) => f.endsWith(".safetensors")).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0) / 2 ** 20;
-const [dirO, dirC, dirR] = process.argv.slice(9, 12);
+const [dirO, dirC, dirR] = process.argv.slice(10, 13);
 const rows = [
   ["original (fp32)", "32", mib(dirO), o.ppl, go.text],
   [`ClusComp, stage 1 + 2`, c.bpw.toFixed(2), mib(dirC), ce.ppl, gc.text],
@@ -66,4 +66,4 @@ console.log(win
 console.log("Where ClusComp loses: at 3.5 bits/weight RTN wins on this model (measured: perplexity 8.7 vs 40.3), because its");
 console.log("64-wide matrices leave 3-bit codebooks little room; on llama-en-26m (512-wide) ClusComp wins there too:");
 console.log("451.0 at 3.25 bits/weight vs RTN 3-bit g128 466.6, full precision 453.8 (docs/results.md).");
-' "$original" "$comp" "$comp_eval" "$base" "$rtn_eval" "$gen_original" "$gen_cluscomp" "$gen_rtn" "$model" "$cluscomp" "$rtn"
+EOF

@@ -94,13 +94,14 @@ export {
   type StopReason,
 } from "./generate/generate.js";
 export { argmax, type SamplingOptions, sampleToken } from "./generate/sampling.js";
-export { checkOutputDir, type OutputLocation, removeStaleTemporaries } from "./io/atomic.js";
+export { checkOutputDir, checkWorkDir, type OutputLocation, removeStaleTemporaries } from "./io/atomic.js";
 export {
   FORMAT_VERSION,
   parseQuantizationConfig,
   type QuantizationConfig,
   type QuantModule,
 } from "./io/cluscomp_format.js";
+export { type Fail, JSON_LIMITS, openRegularFile, readJsonFile, readRegularFile } from "./io/files.js";
 export { modelFingerprint } from "./io/fingerprint.js";
 export {
   type Architecture,
@@ -150,8 +151,27 @@ export {
   LlamaModel,
   type LlamaWeights,
 } from "./model/llama.js";
-export { buildModel, CheckpointReader, checkModelDir, loadModel } from "./model/load.js";
+export {
+  assertFinite,
+  buildModel,
+  CheckpointReader,
+  checkModelDir,
+  type LoadOptions,
+  type LoadProgress,
+  loadModel,
+} from "./model/load.js";
 export { ropeInvFreq, ropeTables } from "./model/rope.js";
+export {
+  type CheckpointCheck,
+  CODEBOOK_DTYPES,
+  checkCheckpoint,
+  checkConfigMath,
+  type ExpectedTensor,
+  expectedTensors,
+  FLOAT_WEIGHT_DTYPES,
+  isIgnoredBuffer,
+  modelLinears,
+} from "./model/tensors.js";
 export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
 export { Rng } from "./tensor/rng.js";
 export { formatShape, numel, type Shape } from "./tensor/shape.js";

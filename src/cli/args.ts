@@ -70,7 +70,8 @@ export function numOpt(a: ParsedArgs, name: string, fallback: number): number {
 
 /** The --backend / --threads lines of every compute command's help. */
 export const BACKEND_HELP = `  --backend NAME       auto (default: WebGPU on a hardware GPU, else cpu) | cpu | webgpu | reference
-  --threads N          CPU threads (default: every core)`;
+  --threads N          CPU threads (default: every core)
+${"  --allow-unused-tensors"} load checkpoints with tensors their config does not use (warns; default: refuse)`;
 
 /** The directory a --model style argument names: a path, or a hub id found in the local Hugging Face cache. */
 export function resolveModelArg(arg: string, flagName: string): string {
@@ -90,7 +91,21 @@ export function checkOutputArg(out: string): string {
 export const BACKEND_OPTION: OptionSpec = {
   backend: { type: "string", default: "auto" },
   threads: { type: "string" },
+  "allow-unused-tensors": { type: "boolean" },
 };
+
+/** Whether --allow-unused-tensors was given. */
+export function allowUnused(a: ParsedArgs): boolean {
+  return a.values["allow-unused-tensors"] === true;
+}
+
+/** Prints the warning for a checkpoint loaded with tensors its config does not use. */
+export function warnUnused(dir: string, unused: string[]): void {
+  if (unused.length === 0) return;
+  process.stderr.write(
+    `warning: ${dir} has ${unused.length} tensor${unused.length > 1 ? "s" : ""} its config does not use, ignored: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}\n`,
+  );
+}
 
 /**
  * The backend named by --backend, with the CPU fast tier on --threads threads (default: every core). The command's
@@ -100,6 +115,6 @@ export const BACKEND_OPTION: OptionSpec = {
 export function backendFromArgs(a: ParsedArgs, command: string, modelDirs: string[]): Promise<Backend> {
   const threads = a.values.threads === undefined ? undefined : intOpt(a, "threads", 1, 1);
   const name = str(a, "backend", command);
-  for (const dir of modelDirs) checkModelDir(dir);
+  for (const dir of modelDirs) warnUnused(dir, checkModelDir(dir, { allowUnused: allowUnused(a) }).unused);
   return createBackend(name, { threads });
 }

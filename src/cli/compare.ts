@@ -27,6 +27,7 @@ import {
 } from "../index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import {
+  allowUnused,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -166,7 +167,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const tokenizer = loadTokenizer(src);
   const ids = tokenizer.encode(text);
   const evalOne = async (dir: string, label: string) => {
-    const { config, model } = loadModel(dir, backend);
+    const { config, model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
     try {
       const seqlen = seqlenArg ?? Math.min(2048, config.maxPositionEmbeddings);
       const total = Math.min(Math.floor(ids.length / seqlen), maxWindows ?? Number.POSITIVE_INFINITY);
@@ -204,11 +205,16 @@ export async function compareCommand(argv: string[]): Promise<void> {
       }
       const stage1: CompressOptions = {
         ...run.compress,
+        allowUnusedTensors: allowUnused(a),
         onProgress: compressProgress(run.compress.method),
         onPlan: (plan) => printPlan(plan, run.compress.share ?? "block", run.compress.bits),
       };
       if (run.tune) {
-        const r = await compressAndTune(backend, src, dir, stage1, { ...run.tune, onProgress: finetuneProgress() });
+        const r = await compressAndTune(backend, src, dir, stage1, {
+          ...run.tune,
+          allowUnusedTensors: allowUnused(a),
+          onProgress: finetuneProgress(),
+        });
         bpw = r.bpw;
         compressSeconds = r.seconds;
       } else {

@@ -16,6 +16,7 @@ import {
   type ShareMode,
 } from "../index.js";
 import {
+  allowUnused,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -202,9 +203,18 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const out = checkOutputArg(str(a, "out", "compress"));
   const backend = await backendFromArgs(a, "compress", [modelDir]);
   const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block", options.bits);
-  const stage1Options: CompressOptions = { ...options, onProgress: compressProgress(options.method), onPlan };
+  const stage1Options: CompressOptions = {
+    ...options,
+    onProgress: compressProgress(options.method),
+    onPlan,
+    allowUnusedTensors: allowUnused(a),
+  };
   if (!tuning) {
     const report = await compressModel(backend, modelDir, out, stage1Options);
+    if (report.skippedFiles?.length)
+      process.stderr.write(
+        `not copied (links outside the model directory, or not regular files): ${report.skippedFiles.join(", ")}\n`,
+      );
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     if (flag(a, "json")) {
       const { groups: _g, ...rest } = report;

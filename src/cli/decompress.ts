@@ -1,7 +1,7 @@
 // cluscomp decompress --model DIR --out DIR [--dtype F32|F16|BF16] [--json]
 
 import { DENSE_DTYPES, type DenseDtype, decompressModel } from "../index.js";
-import { checkOutputArg, flag, optStr, parse, resolveModelArg, str, usage } from "./args.js";
+import { allowUnused, checkOutputArg, flag, optStr, parse, resolveModelArg, str, usage } from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const DECOMPRESS_HELP = `cluscomp decompress --model DIR --out DIR [options]
@@ -11,12 +11,19 @@ export const DECOMPRESS_HELP = `cluscomp decompress --model DIR --out DIR [optio
   --model DIR    a cluscomp checkpoint (or a Hugging Face hub id in the local cache)
   --out DIR      the dense checkpoint
   --dtype T      F32 | F16 | BF16 for every floating-point tensor (default: the dtype of the model's embedding)
+  --allow-unused-tensors  copy tensors the config does not use instead of refusing the checkpoint
   --json         print one JSON object {dtype, tensors, shards, bytes, seconds} on stdout`;
 
 export async function decompressCommand(argv: string[]): Promise<void> {
   const a = parse(
     argv,
-    { model: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, json: { type: "boolean" } },
+    {
+      model: { type: "string" },
+      out: { type: "string" },
+      dtype: { type: "string" },
+      json: { type: "boolean" },
+      "allow-unused-tensors": { type: "boolean" },
+    },
     "decompress",
   );
   const dtype = optStr(a, "dtype")?.toUpperCase();
@@ -27,6 +34,7 @@ export async function decompressCommand(argv: string[]): Promise<void> {
   let bar: ProgressBar | null = null;
   const r = await decompressModel(model, out, {
     dtype: dtype as DenseDtype | undefined,
+    allowUnusedTensors: allowUnused(a),
     onProgress: (p) => {
       bar ??= new ProgressBar({ label: "decompress", total: p.total, unit: "tensors" });
       bar.update(p.done);

@@ -2,6 +2,7 @@
 
 import { divergence, loadModel, loadTokenizer, perplexity, readTextFile } from "../index.js";
 import {
+  allowUnused,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -55,7 +56,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     usage("usage.flag", "eval: --batch-size does not apply with --reference (windows are compared one at a time)");
   const t0 = performance.now();
   const backend = await backendFromArgs(a, "eval", refDir === undefined ? [dir] : [dir, refDir]);
-  const { config, model } = loadModel(dir, backend);
+  const { config, model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
   const ids = loadTokenizer(dir).encode(text);
   const seqlen = seqlenArg ?? Math.min(2048, config.maxPositionEmbeddings);
   const nWindows = Math.min(Math.floor(ids.length / seqlen), maxWindows ?? Number.POSITIVE_INFINITY);
@@ -91,7 +92,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
       `--reference ${refDir} tokenizes the text differently from ${dir}: the two models must share a tokenizer`,
     );
   }
-  const { model: ref } = loadModel(refDir, backend);
+  const { model: ref } = loadModel(refDir, backend, { allowUnused: allowUnused(a) });
   const r = await divergence(model, ref, ids, { seqlen, maxWindows, onProgress });
   const seconds = (performance.now() - t0) / 1000;
   if (json) {

@@ -18,6 +18,7 @@ import {
   readTextFile,
 } from "../index.js";
 import {
+  allowUnused,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -101,6 +102,7 @@ export function parseBytes(s: string, flagName: string): number {
 
 export interface EvalSettings {
   text: string;
+  allowUnused?: boolean;
   seqlen?: number;
   maxWindows?: number;
 }
@@ -134,6 +136,7 @@ export function finetuneOptions(
     trainNorms: flag(a, "train-norms"),
     maxMemory: maxMemory === undefined ? undefined : parseBytes(maxMemory, "max-memory"),
     resume: flag(a, "resume"),
+    allowUnusedTensors: allowUnused(a),
   };
   // read the inputs now: a bad file is reported before any work
   readTextFile(calib, "--calib");
@@ -141,6 +144,7 @@ export function finetuneOptions(
   if (evalFile !== undefined) {
     evalSet = {
       text: readTextFile(evalFile, "--eval-data"),
+      allowUnused: allowUnused(a),
       seqlen: a.values.seqlen === undefined ? undefined : intOpt(a, "seqlen", 0, 2),
       maxWindows: a.values["max-windows"] === undefined ? undefined : intOpt(a, "max-windows", 0, 1),
     };
@@ -183,7 +187,7 @@ export async function dirPerplexity(
   e: EvalSettings,
   label: string,
 ): Promise<{ ppl: number; seqlen: number }> {
-  const { config, model } = loadModel(dir, backend);
+  const { config, model } = loadModel(dir, backend, { allowUnused: e.allowUnused });
   try {
     const ids = loadTokenizer(dir).encode(e.text);
     const seqlen = e.seqlen ?? Math.min(2048, config.maxPositionEmbeddings);
@@ -256,6 +260,11 @@ export function formatFinetune(r: FinetuneSummary): string {
     lines.push(
       `perplexity (windows of ${r.evalSeqlen}): ${r.pplOriginal?.toFixed(4) ?? "?"} original, ${r.pplBefore.toFixed(4)} stage 1 (k-means), ${r.pplAfter.toFixed(4)} tuned`,
     );
+    if (r.pplAfter > r.pplBefore) {
+      lines.push(
+        `note: the tuned model's perplexity on --eval-data is higher than stage 1's (+${((r.pplAfter / r.pplBefore - 1) * 100).toFixed(2)} %) although the blocks fit the calibration text better: at this rate perplexity moves with noise; eval --reference (KL divergence from the original) is the steadier measure, and more or closer calibration text, or a lower --lr, usually helps`,
+      );
+    }
   }
   lines.push(
     `${r.samples} windows × ${r.seqlen} tokens (+${r.holdout} held out), ${r.epochs} epochs, lr ${r.lr}, weight decay ${r.weightDecay}` +

@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import { decodeUtf8, GENERATE_DEFAULTS, generate, loadModel, loadTokenizer, readTextFile } from "../index.js";
 import {
+  allowUnused,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -90,7 +91,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     usage("usage.value", `--repetition-penalty must be > 0, got ${options.repetitionPenalty}`);
   if (options.stop.some((s) => s === "")) usage("usage.value", "--stop strings must not be empty");
   const backend = await backendFromArgs(a, "generate", [dir]);
-  const { model } = loadModel(dir, backend);
+  const { model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
   const tokenizer = loadTokenizer(dir);
   const r = await generate(model, tokenizer, prompt, {
     ...options,

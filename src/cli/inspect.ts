@@ -1,12 +1,13 @@
 // cluscomp inspect --model DIR [--json]
 
-import { inspectModel } from "../index.js";
-import { flag, parse, resolveModelArg, str } from "./args.js";
+import { checkModelDir, inspectModel } from "../index.js";
+import { flag, parse, resolveModelArg, str, warnUnused } from "./args.js";
 
 export const INSPECT_HELP = `cluscomp inspect --model DIR [--json]
   Architecture, shapes, context length, parameter counts, dtypes and bytes per tensor group of a model directory;
   for a cluscomp checkpoint also its quantization (method, bits per weight, sharing, codebooks, stage 2).
-  Parameters are the original model's: a compressed matrix counts as its dense weights.
+  Parameters are the original model's: a compressed matrix counts as its dense weights. The checkpoint is checked
+  as loading checks it (shapes, dtypes, quantization_config); tensors its config does not use are listed.
   --model DIR   Hugging Face model directory (config.json, *.safetensors), or a hub id in the local cache
   --json        print one JSON object on stdout`;
 
@@ -23,7 +24,11 @@ function mib(bytes: number): string {
 
 export async function inspectCommand(argv: string[]): Promise<void> {
   const a = parse(argv, { model: { type: "string" }, json: { type: "boolean" } }, "inspect");
-  const s = inspectModel(resolveModelArg(str(a, "model", "inspect"), "--model"));
+  const dir = resolveModelArg(str(a, "model", "inspect"), "--model");
+  // the checks loading does (shapes, dtypes, quantization_config, config values); unused tensors only warn here
+  const { unused } = checkModelDir(dir, { allowUnused: true });
+  warnUnused(dir, unused);
+  const s = inspectModel(dir);
   if (flag(a, "json")) {
     process.stdout.write(`${JSON.stringify(s)}\n`);
     return;

@@ -17,7 +17,9 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from "../io/safetensors.js";
-import { fromFloat32 } from "../tensor/dtype.js";
+import { assertFinite } from "../model/load.js";
+import { checkCheckpoint } from "../model/tensors.js";
+import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { extractVectors, placeCodes, vectorLayout } from "./codebook.js";
@@ -46,6 +48,8 @@ export interface CompressOptions {
   onProgress?: (p: CompressProgress) => void;
   /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
   onPlan?: (plan: CodebookGroup[]) => void;
+  /** Compress a checkpoint with tensors its config does not use (they are copied as they are); default: refuse. */
+  allowUnusedTensors?: boolean;
 }
 
 export interface CompressProgress {
@@ -80,8 +84,10 @@ export interface CompressReport {
   /** Bytes of the whole output directory. */
   bytes: number;
   seconds: number;
-  options: Omit<CompressOptions, "onProgress" | "onPlan">;
+  options: Omit<CompressOptions, "onProgress" | "onPlan" | "allowUnusedTensors">;
   groups?: GroupReport[];
+  /** Entries of the model directory not copied: links outside it (and its cache blobs), special files. */
+  skippedFiles?: string[];
 }
 
 /** Bytes of every file under dir. */
@@ -104,7 +110,9 @@ function readWeight(source: TensorSource, x: MatrixSpec): Float32Array {
       `tensor "${name}" is ${formatShape(info.shape)}, config implies [${x.out}, ${x.in}]`,
     );
   }
-  return source.readFloat32(name);
+  const w = source.readFloat32(name);
+  assertFinite(name, w);
+  return w;
 }
 
 interface Compressed {
@@ -238,9 +246,11 @@ export function defaultShare(o: Pick<CompressOptions, "codebooks">): ShareMode {
 }
 
 /** The options as a run uses them, defaults filled in (what cluscomp.json records). */
-export function resolvedCompressOptions(o: CompressOptions): Omit<CompressOptions, "onProgress" | "onPlan"> {
+export function resolvedCompressOptions(
+  o: CompressOptions,
+): Omit<CompressOptions, "onProgress" | "onPlan" | "allowUnusedTensors"> {
   if (o.method === "rtn") return { method: "rtn", bits: o.bits, groupSize: o.groupSize ?? 128 };
-  const { onProgress: _p, onPlan: _q, ...rest } = o;
+  const { onProgress: _p, onPlan: _q, allowUnusedTensors: _u, ...rest } = o;
   return {
     ...rest,
     share: o.share ?? defaultShare(o),
@@ -327,6 +337,7 @@ export async function compressModel(
   const fingerprint = modelFingerprint(srcDir);
   const source = openCheckpoint(srcDir);
   try {
+    checkCheckpoint(cfg, source, { allowUnused: opts.allowUnusedTensors });
     const result =
       opts.method === "rtn"
         ? rtnModel(source, mats, opts.bits!, opts.groupSize ?? 128, onProgress)
@@ -338,7 +349,13 @@ export async function compressModel(
       .sort()
       .map((n) => {
         const info = source.info(n)!;
-        return { name: n, dtype: info.dtype, shape: info.shape, data: () => source.readRaw(n) };
+        const data = () => {
+          const raw = source.readRaw(n);
+          if (isFloatDType(info.dtype))
+            assertFinite(n, info.dtype === "F32" ? (raw as Float32Array) : toFloat32(info.dtype, raw));
+          return raw;
+        };
+        return { name: n, dtype: info.dtype, shape: info.shape, data };
       });
     const bpw = budgetBpw(result.budget);
     const resolved = resolvedCompressOptions(opts);
@@ -369,7 +386,7 @@ export async function compressModel(
         path.join(dir, "config.json"),
         `${JSON.stringify({ ...cfg.raw, quantization_config }, null, 2)}\n`,
       );
-      copyCompanionFiles(srcDir, dir);
+      report.skippedFiles = copyCompanionFiles(srcDir, dir);
       const record = {
         source: path.resolve(srcDir),
         sourceFingerprint: fingerprint,

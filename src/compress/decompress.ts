@@ -8,7 +8,7 @@
 import * as path from "node:path";
 import { codebook_decode_forward } from "../backend/cpu/codebook_decode.js";
 import { rtn_decode_forward } from "../backend/cpu/rtn_decode.js";
-import { CompressionError } from "../errors.js";
+import { CompressionError, ModelError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
 import { readModelConfig } from "../io/hf_config.js";
@@ -20,6 +20,8 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from "../io/safetensors.js";
+import { assertFinite } from "../model/load.js";
+import { checkCheckpoint } from "../model/tensors.js";
 import { DTYPE_BYTES, type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
 import { dirBytes } from "./compress.js";
@@ -33,6 +35,8 @@ const TORCH_NAMES: Record<DenseDtype, string> = { F32: "float32", F16: "float16"
 export interface DecompressOptions {
   /** Dtype of every floating-point tensor written (default: the dtype of the model's embedding). */
   dtype?: DenseDtype;
+  /** Accept a checkpoint with tensors its config does not use (they are copied); default: refuse. */
+  allowUnusedTensors?: boolean;
   /** Largest shard (default 4 GiB); a bigger model is written as model-0000k-of-0000n.safetensors + index. */
   maxShardBytes?: number;
   onProgress?: (p: { done: number; total: number; current: string }) => void;
@@ -71,6 +75,7 @@ export async function decompressModel(
   const outDir = checkOutputDir(out).dir;
   const source: TensorSource = openCheckpoint(srcDir);
   try {
+    checkCheckpoint(cfg, source, { allowUnused: opts.allowUnusedTensors });
     const embed = source.info("model.embed_tokens.weight");
     const dtype: DenseDtype = opts.dtype ?? (embed && isFloat(embed.dtype) ? embed.dtype : "F32");
     // tensors that only exist to encode a compressed weight
@@ -114,6 +119,13 @@ export async function decompressModel(
         }
         const nb = Math.ceil(o / m.d);
         const codes = Int32Array.from(source.readRaw(`${module}.codes`) as Uint16Array);
+        const bad = codes.findIndex((c) => c >= m.K);
+        if (bad >= 0) {
+          throw new ModelError(
+            "model.code_range",
+            `tensor "${module}.codes" holds code ${codes[bad]} at [${Math.floor(bad / nb)}, ${bad % nb}], but its codebook ${m.codebook} has K = ${m.K} centroids`,
+          );
+        }
         codebook_decode_forward(w, codes, cb, o, i, m.d, nb, m.K, Math.ceil(nb / m.m));
       } else {
         const raw = source.readRaw(`${module}.qweight`) as Uint8Array;
@@ -123,6 +135,7 @@ export async function decompressModel(
         const zeros = source.readFloat32(`${module}.zeros`);
         rtn_decode_forward(w, words, scales, zeros, o, i, m.bits, m.group_size);
       }
+      assertFinite(`${module}.weight (decoded)`, w);
       return w;
     };
     const names = [...source.names().filter((n) => !encoding.has(n)), ...decoded.keys()].sort();

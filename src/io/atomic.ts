@@ -162,3 +162,22 @@ export function checkOutputDir(out: string): OutputLocation {
   const removed = removeStaleTemporaries(parent, path.basename(target));
   return { dir: target, removed };
 }
+
+/** A run's work directory (OUT.work): absent or a directory, else an error before any work. */
+export function checkWorkDir(work: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(work);
+  } catch {
+    return;
+  }
+  if (st.isSymbolicLink()) {
+    try {
+      st = fs.statSync(work);
+    } catch {
+      fail(`${work} (the run's work directory) is a dangling symbolic link; remove it`);
+    }
+  }
+  if (!st.isDirectory())
+    fail(`${work} (the run's work directory) exists and is not a directory; remove it or choose another --out`);
+}

@@ -2,9 +2,9 @@
 // into a typed ModelConfig. Every knob that changes the maths is either honoured or refused with a typed error
 // naming the field; nothing is silently ignored.
 
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { ConfigError, UnsupportedError } from "../errors.js";
+import { JSON_LIMITS, readJsonFile } from "./files.js";
 
 export type Architecture = "LlamaForCausalLM" | "MistralForCausalLM" | "Qwen2ForCausalLM";
 export const ARCHITECTURES: readonly Architecture[] = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"];
@@ -91,24 +91,18 @@ function tokenIds(file: string, o: Json, key: string): number[] {
   return arr as number[];
 }
 
-/** Reads and parses `<dir>/config.json`. */
+/** Reads and parses `<dir>/config.json` (a regular file of at most 16 MiB). */
 export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, "config.json");
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    throw new ConfigError(
-      "config.missing",
-      `${file}: not found; a model directory needs config.json (Hugging Face layout)`,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError("config.bad_json", `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = readJsonFile(file, JSON_LIMITS.config, (code, msg) => {
+    if (code === "missing") {
+      throw new ConfigError(
+        "config.missing",
+        `${file}: not found; a model directory needs config.json (Hugging Face layout)`,
+      );
+    }
+    throw new ConfigError(`config.${code}`, msg);
+  });
   return parseModelConfig(json, file);
 }
 
@@ -149,6 +143,7 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
   if (headDim % 2 !== 0) field(file, "head_dim", `must be even for rotary embeddings, got ${headDim}`);
 
   const { ropeTheta, ropeScaling } = parseRope(file, o);
+
   const attentionBias = bool(file, o, "attention_bias", false);
   const isQwen2 = architecture === "Qwen2ForCausalLM";
   const slidingWindow = parseSlidingWindow(file, o, architecture);
@@ -166,7 +161,7 @@ export function parseModelConfig(json: unknown, file = "config.json"): ModelConf
     rmsNormEps: num(file, o, "rms_norm_eps", 1e-6),
     ropeTheta,
     ropeScaling,
-    maxPositionEmbeddings: int(file, o, "max_position_embeddings", { optional: 2048 }),
+    maxPositionEmbeddings: int(file, o, "max_position_embeddings", { optional: 2048, min: 2 }),
     tieWordEmbeddings: bool(file, o, "tie_word_embeddings", false),
     qkvBias: isQwen2 || attentionBias,
     oBias: !isQwen2 && attentionBias,

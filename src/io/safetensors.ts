@@ -10,6 +10,7 @@ import { SafetensorsError } from "../errors.js";
 import { DTYPE_BYTES, type DType, isDType, type RawArray, toFloat32, viewAs } from "../tensor/dtype.js";
 import { formatShape, numel } from "../tensor/shape.js";
 import { streamFileAtomic } from "./atomic.js";
+import { JSON_LIMITS, openRegularFile, readJsonFile } from "./files.js";
 
 /** Largest header we accept (the Rust implementation's limit is 100 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -66,15 +67,10 @@ export class SafetensorsFile implements TensorSource {
 
   /** Opens and validates a file's header; no tensor data is read. */
   static open(file: string): SafetensorsFile {
-    let fd: number;
+    const { fd, size } = openRegularFile(file, (code, msg) => {
+      throw new SafetensorsError(`safetensors.${code}`, code === "missing" ? `${file}: file not found` : msg);
+    });
     try {
-      fd = fs.openSync(file, "r");
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      fail(file, "missing", code === "ENOENT" ? "file not found" : `cannot open (${code ?? String(e)})`);
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
       if (size < 8) fail(file, "truncated", `file is ${size} bytes, shorter than the 8-byte header length`);
       const lenBuf = Buffer.alloc(8);
       fs.readSync(fd, lenBuf, 0, 8, 0);
@@ -87,10 +83,22 @@ export class SafetensorsFile implements TensorSource {
         fail(file, "header_past_eof", `header length ${n} runs past the end of the file (${size} bytes)`);
       }
       const hbuf = Buffer.alloc(n);
-      fs.readSync(fd, hbuf, 0, n, 8);
+      let got = 0;
+      while (got < n) {
+        const r = fs.readSync(fd, hbuf, got, n - got, 8 + got);
+        if (r === 0) fail(file, "truncated", "the file ended inside its header");
+        got += r;
+      }
+      let text: string;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(hbuf);
+      } catch {
+        fail(file, "bad_header", "header is not valid UTF-8");
+      }
+      checkHeaderText(file, text);
       let header: unknown;
       try {
-        header = JSON.parse(hbuf.toString("utf8"));
+        header = JSON.parse(text);
       } catch (e) {
         fail(file, "bad_json", `header is not valid JSON (${(e as Error).message})`);
       }
@@ -114,7 +122,20 @@ export class SafetensorsFile implements TensorSource {
     if (!info) fail(this.path, "no_tensor", `no tensor named "${name}"`);
     const buf = new ArrayBuffer(info.byteLength);
     const bytes = new Uint8Array(buf);
-    if (this.fd === null) this.fd = fs.openSync(this.path, "r");
+    if (this.fd === null) {
+      const { fd, size } = openRegularFile(this.path, (code, msg) => {
+        throw new SafetensorsError(`safetensors.${code}`, msg);
+      });
+      this.fd = fd;
+      if (size !== this.fileSize) {
+        this.close();
+        fail(
+          this.path,
+          "changed",
+          `the file changed size since its header was read (${this.fileSize} → ${size} bytes)`,
+        );
+      }
+    }
     let done = 0;
     while (done < info.byteLength) {
       const got = fs.readSync(this.fd, bytes, done, info.byteLength - done, info.fileOffset + done);
@@ -134,6 +155,49 @@ export class SafetensorsFile implements TensorSource {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/**
+ * What the reference implementation (the safetensors crate: serde_json into `usize` offsets and shapes, a struct
+ * field `__metadata__`) refuses and JSON.parse would accept: a number that is not a non-negative integer literal
+ * (`635392.0`, `6.4e5`, `-0`; the only numbers a header has are shapes and offsets) and a repeated `__metadata__`.
+ * Repeated tensor names are, as in the reference, the last one's (its offsets are then checked for gaps).
+ */
+function checkHeaderText(file: string, text: string): void {
+  let depth = 0;
+  let metadataKeys = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      if (depth === 1 && expectKey && text.slice(start, i + 1) === '"__metadata__"') metadataKeys++;
+      expectKey = false;
+      continue;
+    }
+    if (c === "{") {
+      depth++;
+      expectKey = true;
+    } else if (c === "}") depth--;
+    else if (c === "[") depth++;
+    else if (c === "]") depth--;
+    else if (c === ",") expectKey = true;
+    else if (c === "-" || (c >= "0" && c <= "9")) {
+      let j = i;
+      while (j < text.length && /[0-9eE+.-]/.test(text[j])) j++;
+      const tok = text.slice(i, j);
+      if (!/^(0|[1-9][0-9]*)$/.test(tok)) {
+        fail(
+          file,
+          "bad_header",
+          `header has the number ${tok}: shapes and data_offsets must be non-negative integers (as the reference implementation requires)`,
+        );
+      }
+      i = j - 1;
+    }
+  }
+  if (metadataKeys > 1) fail(file, "bad_header", "header has __metadata__ more than once");
 }
 
 function parseHeader(
@@ -287,18 +351,15 @@ export function openCheckpoint(dir: string): ShardedSource {
 }
 
 function openIndexed(dir: string, indexPath: string): ShardedSource {
-  let index: unknown;
-  try {
-    index = JSON.parse(fs.readFileSync(indexPath, "utf8"));
-  } catch (e) {
-    fail(indexPath, "bad_index", `not valid JSON (${(e as Error).message})`);
-  }
+  const index = readJsonFile(indexPath, JSON_LIMITS.index, (code, msg) => {
+    throw new SafetensorsError(`safetensors.${code === "bad_json" ? "bad_index" : code}`, msg);
+  });
   const map = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
     fail(indexPath, "bad_index", "has no weight_map object");
   }
   const root = path.resolve(dir);
-  const shards = new Map<string, string[]>();
+  const shards = new Map<string, { name: string; tensors: string[] }>();
   for (const [tensor, file] of Object.entries(map)) {
     if (typeof file !== "string" || file === "")
       fail(indexPath, "bad_index", `weight_map["${tensor}"] is not a file name`);
@@ -307,20 +368,24 @@ function openIndexed(dir: string, indexPath: string): ShardedSource {
     if (rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
       fail(indexPath, "index_outside", `weight_map["${tensor}"] = "${file}" points outside the model directory`);
     }
-    if (!shards.has(resolved)) shards.set(resolved, []);
-    shards.get(resolved)!.push(tensor);
+    if (!shards.has(resolved)) shards.set(resolved, { name: file, tensors: [] });
+    shards.get(resolved)!.tensors.push(tensor);
   }
   const files: SafetensorsFile[] = [];
-  for (const [shard, tensors] of shards) {
-    if (!fs.existsSync(shard)) {
-      fail(indexPath, "missing_shard", `shard "${path.basename(shard)}" (holding "${tensors[0]}") does not exist`);
+  try {
+    for (const [shard, { name, tensors }] of shards) {
+      if (!fs.existsSync(shard)) {
+        fail(indexPath, "missing_shard", `shard "${name}" (holding "${tensors[0]}") does not exist`);
+      }
+      const f = SafetensorsFile.open(shard);
+      files.push(f);
+      for (const t of tensors) {
+        if (!f.info(t)) fail(indexPath, "bad_index", `weight_map says "${t}" is in ${name}, but it is not`);
+      }
     }
-    const f = SafetensorsFile.open(shard);
-    for (const t of tensors) {
-      if (!f.info(t))
-        fail(indexPath, "bad_index", `weight_map says "${t}" is in ${path.basename(shard)}, but it is not`);
-    }
-    files.push(f);
+  } catch (e) {
+    for (const f of files) f.close();
+    throw e;
   }
   return new ShardedSource(files);
 }
@@ -375,13 +440,39 @@ function checkBytes(file: string, t: TensorToWrite, data: ArrayBufferView): Arra
 }
 
 /**
- * Copies the companion files of a model directory (tokenizer, generation config, …) into `dir`: every plain file
- * except config.json, safetensors files and their index, and the names in `skip`.
+ * Copies the companion files of a model directory (tokenizer, generation config, …) into `dir`: every entry except
+ * config.json, safetensors files and their index, and the names in `skip`, that is a regular file, or a symbolic
+ * link to a regular file inside the model directory or inside its Hugging Face cache repository's `blobs/` (a
+ * snapshot's files are links to `../../blobs/<hash>`). Links anywhere else, directories, FIFOs and devices are
+ * not copied; their names are returned.
  */
-export function copyCompanionFiles(srcDir: string, dir: string, skip: readonly string[] = []): void {
+export function copyCompanionFiles(srcDir: string, dir: string, skip: readonly string[] = []): string[] {
+  const root = fs.realpathSync(srcDir);
+  const blobs =
+    path.basename(path.dirname(root)) === "snapshots" ? path.join(path.dirname(path.dirname(root)), "blobs") : null;
+  const inside = (p: string, base: string) => {
+    const rel = path.relative(base, p);
+    return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+  };
+  const skipped: string[] = [];
   for (const f of fs.readdirSync(srcDir)) {
     if (f === "config.json" || f === INDEX_FILE || f.endsWith(".safetensors") || skip.includes(f)) continue;
     const src = path.join(srcDir, f);
-    if (fs.statSync(src).isFile()) fs.copyFileSync(src, path.join(dir, f));
+    const lst = fs.lstatSync(src);
+    let ok = lst.isFile();
+    if (lst.isSymbolicLink()) {
+      try {
+        const target = fs.realpathSync(src);
+        ok = fs.statSync(target).isFile() && (inside(target, root) || (blobs !== null && inside(target, blobs)));
+      } catch {
+        ok = false; // dangling
+      }
+    }
+    if (!ok) {
+      if (!lst.isDirectory()) skipped.push(f);
+      continue;
+    }
+    fs.copyFileSync(src, path.join(dir, f));
   }
+  return skipped;
 }

@@ -2,8 +2,8 @@
 // file is refused with a message instead of being scored as replacement characters. A `.jsonl` file is read as
 // documents — {"text": …}, or the C4 excerpt's {"prefix", "gold_completion"} — joined by blank lines.
 
-import * as fs from "node:fs";
 import { DataError } from "../errors.js";
+import { readRegularFile } from "./files.js";
 
 /** Largest text file read whole (1 GiB): bigger inputs are almost certainly the wrong file. */
 export const MAX_TEXT_BYTES = 2 ** 30;
@@ -14,21 +14,13 @@ function fail(code: string, msg: string): never {
 
 /** The bytes of a regular file, with an error naming `what` when it is missing, not a file or too large. */
 function readBytes(file: string, what: string): Buffer {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    fail("missing", `${what} ${file}: ${code === "ENOENT" ? "no such file" : `cannot read it (${code})`}`);
-  }
-  if (st.isDirectory()) fail("not_file", `${what} ${file} is a directory, not a text file`);
-  if (!st.isFile()) fail("not_file", `${what} ${file} is not a regular file`);
-  if (st.size > MAX_TEXT_BYTES) fail("too_large", `${what} ${file} is ${st.size} bytes, over the 1 GiB limit`);
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    return fail("unreadable", `${what} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
+  return readRegularFile(file, MAX_TEXT_BYTES, (code, msg) => {
+    if (code === "missing") return fail("missing", `${what} ${file}: no such file`);
+    if (code === "not_file" && msg.includes("a directory"))
+      return fail("not_file", `${what} ${file} is a directory, not a text file`);
+    if (code === "too_large") return fail("too_large", `${what} ${msg} (1 GiB)`);
+    return fail(code, `${what} ${msg}`);
+  });
 }
 
 /** Decodes UTF-8 strictly (a leading BOM is dropped); UTF-16 and invalid bytes are refused with their position. */

@@ -1,10 +1,10 @@
 // Tokenizer from a model directory's tokenizer.json (+ tokenizer_config.json), through @huggingface/tokenizers
 // (pure JS). Special tokens follow the tokenizer's post-processor, exactly as `tokenizer(text)` in transformers.
 
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { TokenizerError } from "../errors.js";
+import { JSON_LIMITS, readJsonFile } from "./files.js";
 
 export interface Tokenizer {
   /** Token ids of `text`; with `addSpecialTokens` (default) the post-processor adds BOS etc. */
@@ -18,23 +18,28 @@ export interface Tokenizer {
 }
 
 function readJson(file: string, required: boolean): object | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch {
-    if (!required) return null;
-    throw new TokenizerError("tokenizer.missing", `${file}: not found; the model directory needs tokenizer.json`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new TokenizerError("tokenizer.bad_json", `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const v = readJsonFile(file, JSON_LIMITS.tokenizer, (code, msg) => {
+    if (code === "missing" && !required) throw new NotThere();
+    if (code === "missing")
+      throw new TokenizerError("tokenizer.missing", `${file}: not found; the model directory needs tokenizer.json`);
+    throw new TokenizerError(`tokenizer.${code}`, msg);
+  });
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new TokenizerError("tokenizer.bad_json", `${file}: must be a JSON object`);
   }
   return v;
+}
+
+/** An optional file that is absent (not an error). */
+class NotThere extends Error {}
+
+function readOptionalJson(file: string): object | null {
+  try {
+    return readJson(file, false);
+  } catch (e) {
+    if (e instanceof NotThere) return null;
+    throw e;
+  }
 }
 
 function tokenContent(v: unknown): string | undefined {
@@ -48,7 +53,7 @@ function tokenContent(v: unknown): string | undefined {
 export function loadTokenizer(dir: string): Tokenizer {
   const tjFile = path.join(dir, "tokenizer.json");
   const tj = readJson(tjFile, true)!;
-  const tc = readJson(path.join(dir, "tokenizer_config.json"), false) ?? {};
+  const tc = readOptionalJson(path.join(dir, "tokenizer_config.json")) ?? {};
   let tok: HfTokenizer;
   try {
     tok = new HfTokenizer(tj, tc);

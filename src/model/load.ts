@@ -12,6 +12,7 @@ import { formatShape, shapeEquals } from "../tensor/shape.js";
 import type { DecoderLayer } from "./decoder_layer.js";
 import type { Linear } from "./linear.js";
 import { LlamaModel } from "./llama.js";
+import { CODEBOOK_DTYPES, checkCheckpoint, FLOAT_WEIGHT_DTYPES } from "./tensors.js";
 
 export interface LoadProgress {
   tensorsDone: number;
@@ -23,23 +24,49 @@ export interface LoadProgress {
  * it opens a backend, so a bad path or a broken checkpoint is reported at once (opening a GPU takes a while, and
  * some drivers print their own warnings).
  */
-export function checkModelDir(dir: string): ModelConfig {
+export function checkModelDir(
+  dir: string,
+  opts: { allowUnused?: boolean } = {},
+): { config: ModelConfig; unused: string[] } {
   const config = readModelConfig(dir);
-  openCheckpoint(dir).close();
-  return config;
+  const source = openCheckpoint(dir);
+  try {
+    return { config, unused: checkCheckpoint(config, source, opts).unused };
+  } finally {
+    source.close();
+  }
+}
+
+export interface LoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** Load a checkpoint with tensors its config does not use (they are listed in the result); default: refuse. */
+  allowUnused?: boolean;
 }
 
 export function loadModel(
   dir: string,
   backend: Backend,
-  onProgress?: (p: LoadProgress) => void,
-): { config: ModelConfig; model: LlamaModel } {
+  opts: LoadOptions = {},
+): { config: ModelConfig; model: LlamaModel; unused: string[] } {
   const config = readModelConfig(dir);
   const source = openCheckpoint(dir);
   try {
-    return { config, model: buildModel(backend, config, source, onProgress) };
+    const { unused } = checkCheckpoint(config, source, { allowUnused: opts.allowUnused });
+    return { config, model: buildModel(backend, config, source, opts.onProgress), unused };
   } finally {
     source.close();
+  }
+}
+
+/** Throws a ModelError naming the tensor and position of the first non-finite value. */
+export function assertFinite(name: string, x: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      throw new ModelError(
+        "model.non_finite",
+        `tensor "${name}" holds ${x[i]} at element ${i}: the checkpoint is corrupt (a weight must be a finite number)`,
+      );
+    }
   }
 }
 
@@ -82,8 +109,16 @@ export class CheckpointReader {
   }
 
   tensor(name: string, shape: readonly number[]): Tensor {
-    this.check(name, shape);
-    const t = this.backend.upload(this.source.readFloat32(name), shape);
+    const info = this.check(name, shape);
+    if (!FLOAT_WEIGHT_DTYPES.includes(info.dtype)) {
+      throw new ModelError(
+        "model.tensor_dtype",
+        `tensor "${name}" is ${info.dtype}; a weight must be ${FLOAT_WEIGHT_DTYPES.join(", ")}`,
+      );
+    }
+    const data = this.source.readFloat32(name);
+    assertFinite(name, data);
+    const t = this.backend.upload(data, shape);
     this.tick();
     return t;
   }
@@ -92,17 +127,31 @@ export class CheckpointReader {
     const backend = this.backend;
     if (q.method === "cluscomp") {
       const nb = Math.ceil(out / q.d);
-      this.check(`${prefix}.codes`, [inp, nb]);
-      const raw = this.source.readRaw(`${prefix}.codes`);
-      if (!(raw instanceof Uint16Array))
-        throw new ModelError("model.tensor_dtype", `tensor "${prefix}.codes" must be U16`);
-      const codes = backend.uploadInt(Int32Array.from(raw), [inp, nb]);
+      const codesInfo = this.check(`${prefix}.codes`, [inp, nb]);
+      if (codesInfo.dtype !== "U16")
+        throw new ModelError("model.tensor_dtype", `tensor "${prefix}.codes" is ${codesInfo.dtype}; codes must be U16`);
+      const raw = this.source.readRaw(`${prefix}.codes`) as Uint16Array;
+      const codes32 = Int32Array.from(raw);
+      for (let i = 0; i < codes32.length; i++) {
+        if (codes32[i] >= q.K) {
+          throw new ModelError(
+            "model.code_range",
+            `tensor "${prefix}.codes" holds code ${codes32[i]} at [${Math.floor(i / nb)}, ${i % nb}], but its codebook ${q.codebook} has K = ${q.K} centroids (in ${codesInfo.file})`,
+          );
+        }
+      }
+      const codes = backend.uploadInt(codes32, [inp, nb]);
       let cb = this.codebooks.get(q.codebook);
+      const cbInfo = this.check(q.codebook, [q.m, q.K, q.d]);
+      if (!CODEBOOK_DTYPES.includes(cbInfo.dtype)) {
+        throw new ModelError(
+          "model.tensor_dtype",
+          `tensor "${q.codebook}" is ${cbInfo.dtype}; a codebook must be ${CODEBOOK_DTYPES.join(" or ")}`,
+        );
+      }
       if (!cb) {
         cb = this.tensor(q.codebook, [q.m, q.K, q.d]);
         this.codebooks.set(q.codebook, cb);
-      } else {
-        this.check(q.codebook, [q.m, q.K, q.d]);
       }
       this.tick();
       const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
@@ -119,10 +168,15 @@ export class CheckpointReader {
     }
     const ng = Math.ceil(inp / q.group_size);
     const bytes = Math.ceil((out * inp * q.bits) / 8);
-    this.check(`${prefix}.qweight`, [bytes]);
-    const rawQ = this.source.readRaw(`${prefix}.qweight`);
-    if (!(rawQ instanceof Uint8Array))
-      throw new ModelError("model.tensor_dtype", `tensor "${prefix}.qweight" must be U8`);
+    const qInfo = this.check(`${prefix}.qweight`, [bytes]);
+    if (qInfo.dtype !== "U8")
+      throw new ModelError("model.tensor_dtype", `tensor "${prefix}.qweight" is ${qInfo.dtype}; RTN codes must be U8`);
+    for (const part of ["scales", "zeros"]) {
+      const d = this.check(`${prefix}.${part}`, [out, ng]).dtype;
+      if (d !== "F16")
+        throw new ModelError("model.tensor_dtype", `tensor "${prefix}.${part}" is ${d}; RTN ${part} must be F16`);
+    }
+    const rawQ = this.source.readRaw(`${prefix}.qweight`) as Uint8Array;
     const words = new Int32Array(Math.ceil(bytes / 4));
     new Uint8Array(words.buffer).set(rawQ);
     const packed = backend.uploadInt(words, [words.length]);

@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
 import { CompressionError, UsageError } from "../errors.js";
-import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
+import { checkOutputDir, checkWorkDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import {
@@ -32,6 +32,7 @@ import { type DecoderLayer, decoderLayerForward, LAYER_LINEARS, type LayerContex
 import { linearTensors } from "../model/linear.js";
 import { CheckpointReader } from "../model/load.js";
 import { ropeInvFreq, ropeTables } from "../model/rope.js";
+import { checkCheckpoint } from "../model/tensors.js";
 import { type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { Rng } from "../tensor/rng.js";
 import { calibrationWindows, readCalibrationText } from "./calibration.js";
@@ -62,6 +63,8 @@ export interface BlockwiseOptions {
   maxMemory?: number;
   /** Continue from the last finished block in the work directory. */
   resume?: boolean;
+  /** Accept checkpoints with tensors their config does not use (see model/tensors.ts); default: refuse. */
+  allowUnusedTensors?: boolean;
   onProgress?: (p: BlockwiseProgress) => void;
 }
 
@@ -297,7 +300,19 @@ export async function finetuneBlockwise(
     fail("finetune.mismatch", `${stage1Dir} is not a compressed ${fpDir}: their configs describe different shapes`);
   }
   const o = resolveBlockwiseOptions(cfg, opts);
+  for (const [dir, c] of [
+    [fpDir, cfg],
+    [stage1Dir, stage1Cfg],
+  ] as const) {
+    const src = openCheckpoint(dir);
+    try {
+      checkCheckpoint(c, src, { allowUnused: opts.allowUnusedTensors });
+    } finally {
+      src.close();
+    }
+  }
   outDir = checkOutputDir(outDir).dir;
+  checkWorkDir(workDir);
   const L = cfg.numHiddenLayers;
   const C = cfg.hiddenSize;
   const T = o.seqlen;
@@ -422,6 +437,12 @@ export async function finetuneBlockwise(
       const params = trainableParams(layer, prefix, o.trainNorms);
       const lossBefore = await meanLoss(layer, 0, S);
       const heldoutBefore = await meanLoss(layer, S, W);
+      if (!Number.isFinite(lossBefore) || (o.holdout > 0 && !Number.isFinite(heldoutBefore))) {
+        fail(
+          "finetune.non_finite",
+          `block ${i + 1}: the stage-1 block's output is not finite on the calibration windows`,
+        );
+      }
       progress(at("loss", W, W), W);
       const epochLosses = await trainBlock(be, cfg, layer, params, qIn, targets, ctx, o, i, (p) =>
         progress(at("train", p.step, p.steps, p.epoch, p.loss), STEP_WORK),
@@ -430,7 +451,7 @@ export async function finetuneBlockwise(
       const heldoutTuned = await meanLoss(layer, S, W);
       progress(at("loss", W, W, o.epochs), o.holdout);
       // the guard: tuning that raised the held-out loss is undone (the stage-1 tensors are what qSource holds)
-      const kept: BlockReport["kept"] = heldoutTuned > heldoutBefore ? "stage1" : "tuned";
+      const kept: BlockReport["kept"] = !(heldoutTuned <= heldoutBefore) && o.holdout > 0 ? "stage1" : "tuned";
       if (kept === "stage1") tuned = restoreStage1(be, layer, params, qSource);
 
       const qOut = ActivationStream.create(streamFile("q", i + 1), W, elems, inMemory);
@@ -440,6 +461,12 @@ export async function finetuneBlockwise(
       };
       const lossAfter = await meanLoss(layer, 0, S, advance);
       await meanLoss(layer, S, W, advance);
+      if (!Number.isFinite(lossAfter)) {
+        fail(
+          "finetune.non_finite",
+          `block ${i + 1}: the tuned block's output is not finite (its codebooks overflowed their dtype); try a lower --lr`,
+        );
+      }
       qIn.close();
 
       // checkpoint: tuned tensors of block i, both streams of block i+1, then state.json (the commit point)
@@ -515,7 +542,14 @@ async function trainBlock(
       step++;
       const lr = scheduledLr(o.lr, o.lrSchedule, step, o.epochs * o.samples);
       const hp = { lr, beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay, step };
-      sum += await trainStep(be, cfg, layer, params, moments, x, target, ctx, hp);
+      const loss = await trainStep(be, cfg, layer, params, moments, x, target, ctx, hp);
+      if (!Number.isFinite(loss)) {
+        fail(
+          "finetune.non_finite",
+          `block ${block + 1}, epoch ${epoch + 1}, step ${k + 1} (calibration window ${s}): the loss is ${loss}; nothing of this block was kept — try a lower --lr`,
+        );
+      }
+      sum += loss;
       be.dispose(x);
       be.dispose(target);
       progress({ epoch: epoch + 1, step: k + 1, steps: order.length, loss: sum / (k + 1) });

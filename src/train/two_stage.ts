@@ -13,7 +13,7 @@ import {
   resolvedCompressOptions,
 } from "../compress/compress.js";
 import { CompressionError, UsageError } from "../errors.js";
-import { checkOutputDir } from "../io/atomic.js";
+import { checkOutputDir, checkWorkDir } from "../io/atomic.js";
 import { type BlockwiseOptions, type BlockwiseReport, finetuneBlockwise } from "./blockwise.js";
 
 export interface TwoStageReport {
@@ -54,6 +54,7 @@ export async function compressAndTune(
   }
   const outDir = checkOutputDir(out).dir;
   const work = `${outDir}.work`;
+  checkWorkDir(work);
   const stage1Dir = path.join(work, "stage1");
   const recordFile = path.join(stage1Dir, "cluscomp.json");
   let stage1: CompressReport | undefined;
