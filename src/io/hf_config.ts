@@ -54,6 +54,21 @@ function field(file: string, key: string, msg: string): never {
   throw new ConfigError("config.bad_field", `${file}: "${key}" ${msg}`);
 }
 
+/**
+ * Upper bounds far above any real model (the largest public ones: ~200 layers, hidden 25,600, vocab 262k), so a
+ * corrupt value fails here instead of making a loop or an allocation of its size.
+ */
+export const CONFIG_LIMITS = {
+  hidden_size: 2 ** 20,
+  intermediate_size: 2 ** 22,
+  num_hidden_layers: 4096,
+  num_attention_heads: 2 ** 14,
+  num_key_value_heads: 2 ** 14,
+  head_dim: 2 ** 14,
+  vocab_size: 2 ** 24,
+  max_position_embeddings: 2 ** 30,
+} as const;
+
 function int(file: string, o: Json, key: string, opts: { min?: number; optional?: number } = {}): number {
   const v = o[key];
   if (v === undefined || v === null) {
@@ -63,6 +78,9 @@ function int(file: string, o: Json, key: string, opts: { min?: number; optional?
   if (typeof v !== "number" || !Number.isSafeInteger(v))
     field(file, key, `must be an integer, got ${JSON.stringify(v)}`);
   if (v < (opts.min ?? 1)) field(file, key, `must be ≥ ${opts.min ?? 1}, got ${v}`);
+  const max = (CONFIG_LIMITS as Record<string, number>)[key];
+  if (max !== undefined && v > max)
+    field(file, key, `= ${v} is beyond any real model (at most ${max}): the config is corrupt`);
   return v;
 }
 
