@@ -6,7 +6,6 @@ import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import { UsageError } from "../errors.js";
 import { checkOutputDir } from "../io/atomic.js";
-import { resolveModelPath } from "../io/hub_cache.js";
 import { checkModelDir } from "../model/load.js";
 
 /** Throws the usage error (exit code 2). */
@@ -71,12 +70,8 @@ export function numOpt(a: ParsedArgs, name: string, fallback: number): number {
 /** The --backend / --threads lines of every compute command's help. */
 export const BACKEND_HELP = `  --backend NAME       auto (default: WebGPU on a hardware GPU, else cpu) | cpu | webgpu | reference
   --threads N          CPU threads (default: every core)
-${"  --allow-unused-tensors"} load checkpoints with tensors their config does not use (warns; default: refuse)`;
-
-/** The directory a --model style argument names: a path, or a hub id found in the local Hugging Face cache. */
-export function resolveModelArg(arg: string, flagName: string): string {
-  return resolveModelPath(arg, flagName);
-}
+  --allow-unused-tensors
+                       load checkpoints with tensors their config does not use (warns; default: refuse)`;
 
 /**
  * Checks an --out location before any work (see checkOutputDir) and says which stale temporaries of killed runs

@@ -23,21 +23,11 @@ import {
   readTextFile,
   resolveBlockwiseOptions,
   resolvedCompressOptions,
+  resolveModelPath,
   resultsTable,
 } from "../index.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import {
-  allowUnused,
-  BACKEND_HELP,
-  BACKEND_OPTION,
-  backendFromArgs,
-  flag,
-  intOpt,
-  parse,
-  resolveModelArg,
-  str,
-  usage,
-} from "./args.js";
+import { allowUnused, BACKEND_HELP, BACKEND_OPTION, backendFromArgs, flag, intOpt, parse, str, usage } from "./args.js";
 import { COMPRESS_OPTIONS, compressOptions, compressProgress, printPlan } from "./compress.js";
 import { FINETUNE_OPTIONS, finetuneOptions, finetuneProgress } from "./finetune.js";
 import { ProgressBar } from "./progress.js";
@@ -148,7 +138,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
     },
     "compare",
   );
-  const src = resolveModelArg(str(a, "model", "compare"), "--model");
+  const src = resolveModelPath(str(a, "model", "compare"), "--model");
   const out = str(a, "out", "compare");
   const dataFile = str(a, "data", "compare");
   const text = readTextFile(dataFile, "--data");

@@ -12,6 +12,7 @@ import {
   MAX_BITS,
   planBpw,
   planBudget,
+  resolveModelPath,
   SHARE_MODES,
   type ShareMode,
 } from "../index.js";
@@ -28,7 +29,6 @@ import {
   optStr,
   type ParsedArgs,
   parse,
-  resolveModelArg,
   str,
   usage,
 } from "./args.js";
@@ -198,7 +198,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
       );
     }
   }
-  const modelDir = resolveModelArg(str(a, "model", "compress"), "--model");
+  const modelDir = resolveModelPath(str(a, "model", "compress"), "--model");
   const tuning = finetune === "blockwise" ? finetuneOptions(a, "compress", options.seed ?? 0) : undefined;
   const out = checkOutputArg(str(a, "out", "compress"));
   const backend = await backendFromArgs(a, "compress", [modelDir]);

@@ -1,7 +1,7 @@
 // cluscomp decompress --model DIR --out DIR [--dtype F32|F16|BF16] [--json]
 
-import { DENSE_DTYPES, type DenseDtype, decompressModel } from "../index.js";
-import { allowUnused, checkOutputArg, flag, optStr, parse, resolveModelArg, str, usage } from "./args.js";
+import { DENSE_DTYPES, type DenseDtype, decompressModel, resolveModelPath } from "../index.js";
+import { allowUnused, checkOutputArg, flag, optStr, parse, str, usage } from "./args.js";
 import { ProgressBar } from "./progress.js";
 
 export const DECOMPRESS_HELP = `cluscomp decompress --model DIR --out DIR [options]
@@ -29,7 +29,7 @@ export async function decompressCommand(argv: string[]): Promise<void> {
   const dtype = optStr(a, "dtype")?.toUpperCase();
   if (dtype !== undefined && !(DENSE_DTYPES as readonly string[]).includes(dtype))
     usage("usage.dtype", `--dtype must be one of ${DENSE_DTYPES.join(", ")}, got "${optStr(a, "dtype")}"`);
-  const model = resolveModelArg(str(a, "model", "decompress"), "--model");
+  const model = resolveModelPath(str(a, "model", "decompress"), "--model");
   const out = checkOutputArg(str(a, "out", "decompress"));
   let bar: ProgressBar | null = null;
   const r = await decompressModel(model, out, {

@@ -1,6 +1,6 @@
 // cluscomp eval --model DIR --data FILE [--reference DIR] [--seqlen N] [--max-windows N] [--batch-size N] [--json]
 
-import { divergence, loadModel, loadTokenizer, perplexity, readTextFile } from "../index.js";
+import { divergence, loadModel, loadTokenizer, perplexity, readTextFile, resolveModelPath } from "../index.js";
 import {
   allowUnused,
   BACKEND_HELP,
@@ -10,7 +10,6 @@ import {
   intOpt,
   optStr,
   parse,
-  resolveModelArg,
   str,
   usage,
 } from "./args.js";
@@ -44,9 +43,9 @@ export async function evalCommand(argv: string[]): Promise<void> {
     },
     "eval",
   );
-  const dir = resolveModelArg(str(a, "model", "eval"), "--model");
+  const dir = resolveModelPath(str(a, "model", "eval"), "--model");
   const refArg = optStr(a, "reference");
-  const refDir = refArg === undefined ? undefined : resolveModelArg(refArg, "--reference");
+  const refDir = refArg === undefined ? undefined : resolveModelPath(refArg, "--reference");
   const text = readTextFile(str(a, "data", "eval"), "--data");
   const json = flag(a, "json");
   const seqlenArg = a.values.seqlen === undefined ? undefined : intOpt(a, "seqlen", 2, 2);

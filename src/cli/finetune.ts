@@ -16,6 +16,7 @@ import {
   loadTokenizer,
   perplexity,
   readTextFile,
+  resolveModelPath,
 } from "../index.js";
 import {
   allowUnused,
@@ -30,7 +31,6 @@ import {
   optStr,
   type ParsedArgs,
   parse,
-  resolveModelArg,
   str,
   usage,
 } from "./args.js";
@@ -287,8 +287,8 @@ export async function finetuneCommand(argv: string[]): Promise<void> {
     },
     "finetune",
   );
-  const fpDir = resolveModelArg(str(a, "model", "finetune"), "--model");
-  const stage1 = resolveModelArg(str(a, "stage1", "finetune"), "--stage1");
+  const fpDir = resolveModelPath(str(a, "model", "finetune"), "--model");
+  const stage1 = resolveModelPath(str(a, "stage1", "finetune"), "--stage1");
   const out = checkOutputArg(str(a, "out", "finetune"));
   const { tune, evalSet } = finetuneOptions(a, "finetune", intOpt(a, "seed", 0));
   const backend = await backendFromArgs(a, "finetune", [fpDir, stage1]);

@@ -1,7 +1,15 @@
 // cluscomp generate --model DIR (--prompt TEXT | --prompt-file FILE|-) [sampling options] [--stop S …] [--json]
 
 import * as fs from "node:fs";
-import { decodeUtf8, GENERATE_DEFAULTS, generate, loadModel, loadTokenizer, readTextFile } from "../index.js";
+import {
+  decodeUtf8,
+  GENERATE_DEFAULTS,
+  generate,
+  loadModel,
+  loadTokenizer,
+  readTextFile,
+  resolveModelPath,
+} from "../index.js";
 import {
   allowUnused,
   BACKEND_HELP,
@@ -12,7 +20,6 @@ import {
   numOpt,
   optStr,
   parse,
-  resolveModelArg,
   str,
   usage,
 } from "./args.js";
@@ -70,7 +77,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     },
     "generate",
   );
-  const dir = resolveModelArg(str(a, "model", "generate"), "--model");
+  const dir = resolveModelPath(str(a, "model", "generate"), "--model");
   const promptArg = optStr(a, "prompt");
   const promptFile = optStr(a, "prompt-file");
   if ((promptArg === undefined) === (promptFile === undefined))

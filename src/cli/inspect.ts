@@ -1,7 +1,7 @@
 // cluscomp inspect --model DIR [--json]
 
-import { checkModelDir, inspectModel } from "../index.js";
-import { flag, parse, resolveModelArg, str, warnUnused } from "./args.js";
+import { checkModelDir, inspectModel, resolveModelPath } from "../index.js";
+import { flag, parse, str, warnUnused } from "./args.js";
 
 export const INSPECT_HELP = `cluscomp inspect --model DIR [--json]
   Architecture, shapes, context length, parameter counts, dtypes and bytes per tensor group of a model directory;
@@ -24,7 +24,7 @@ function mib(bytes: number): string {
 
 export async function inspectCommand(argv: string[]): Promise<void> {
   const a = parse(argv, { model: { type: "string" }, json: { type: "boolean" } }, "inspect");
-  const dir = resolveModelArg(str(a, "model", "inspect"), "--model");
+  const dir = resolveModelPath(str(a, "model", "inspect"), "--model");
   // the checks loading does (shapes, dtypes, quantization_config, config values); unused tensors only warn here
   const { unused } = checkModelDir(dir, { allowUnused: true });
   warnUnused(dir, unused);
