@@ -81,7 +81,11 @@ export type OpName =
   | "sum_rows"
   | "mse"
   | "adamw"
-  | "codebook_grad";
+  | "codebook_grad"
+  | "scale"
+  | "cross_entropy_backward"
+  | "kl_div"
+  | "embedding_backward";
 
 /** Every op of the contract, for suites and `supports` checks. */
 export const OP_NAMES: readonly OpName[] = [
@@ -110,6 +114,10 @@ export const OP_NAMES: readonly OpName[] = [
   "mse",
   "adamw",
   "codebook_grad",
+  "scale",
+  "cross_entropy_backward",
+  "kl_div",
+  "embedding_backward",
 ];
 
 /** Geometry of a codebook-compressed weight (see compress/codebook.ts for the vector layout). */
@@ -219,6 +227,21 @@ export interface Backend {
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void;
   /** The adjoint of codebook_decode: dW [out, in] summed into the centroids its codes [in, nb] name → [m, K, d]. */
   codebook_grad(dW: Tensor, codes: Tensor, l: CodebookLayout): Tensor;
+  /** s · x, elementwise (loss scaling, LoRA's α/r). */
+  scale(x: Tensor, s: number): Tensor;
+  /**
+   * d/d logits of `scale` · Σ cross_entropy: scale · (softmax(logits) − onehot(target)) per row, logits [..., V],
+   * targets i32 [...]; a row with target < 0 (ignored) gets 0.
+   */
+  cross_entropy_backward(logits: Tensor, targets: Tensor, scale: number): Tensor;
+  /**
+   * Knowledge distillation at temperature τ, per row of student and teacher logits [..., V]:
+   * loss [...] = KL(softmax(teacher/τ) ‖ softmax(student/τ)) in nats, and grad = scale · (softmax(student/τ) −
+   * softmax(teacher/τ)), which is d/d student of (scale·τ) · Σ loss.
+   */
+  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor };
+  /** The adjoint of embedding: dy [...ids.shape, C] summed into the rows its ids name → [V, C]. */
+  embedding_backward(ids: Tensor, dy: Tensor, V: number): Tensor;
 }
 
 /**

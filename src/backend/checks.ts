@@ -247,3 +247,28 @@ export function checkMse(pred: Tensor, target: Tensor): number {
 export function checkCodebookGrad(dW: Tensor, l: CodebookLayout): void {
   check(shapeEquals(dW.shape, [l.out, l.in]), "codebook_grad", `dW must be [${l.out}, ${l.in}]`);
 }
+
+/** kl_div: student and teacher of one shape [..., V], τ > 0. Returns V and the rows R. */
+export function checkKlDiv(student: Tensor, teacher: Tensor, tau: number): { V: number; R: number } {
+  check(
+    shapeEquals(student.shape, teacher.shape),
+    "kl_div",
+    `student ${formatShape(student.shape)} and teacher ${formatShape(teacher.shape)} must have one shape`,
+  );
+  check(student.shape.length >= 1 && last(student.shape) >= 1, "kl_div", "logits must be [..., V ≥ 1]");
+  check(tau > 0 && Number.isFinite(tau), "kl_div", `the temperature must be a finite number > 0, got ${tau}`);
+  return { V: last(student.shape), R: rows(student) };
+}
+
+/** embedding_backward: dy [...ids.shape, C]; returns the positions N and the width C (the ids: checkTokenIds). */
+export function checkEmbeddingBackward(ids: Tensor, dy: Tensor, V: number): { N: number; C: number } {
+  const N = numel(ids.shape);
+  const C = last(dy.shape);
+  check(
+    shapeEquals(dy.shape, [...ids.shape, C]),
+    "embedding_backward",
+    `dy ${formatShape(dy.shape)} must be [...ids ${formatShape(ids.shape)}, C]`,
+  );
+  check(Number.isInteger(V) && V >= 1, "embedding_backward", `V must be an integer ≥ 1, got ${V}`);
+  return { N, C };
+}

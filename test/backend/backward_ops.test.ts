@@ -218,5 +218,108 @@ for (const be of BACKENDS) {
         },
       );
     }
+
+    op("scale", "[3,5] by -2.5, seed 90", async () => {
+      const x = rand(15, 90);
+      const y = await be.read(be.scale(be.upload(x, [3, 5]), -2.5));
+      expect(Array.from(y)).toEqual(Array.from(x, (v) => Math.fround(-2.5 * v)));
+    });
+
+    for (const [R, V, seed] of [
+      [1, 1, 91],
+      [5, 17, 92],
+      [3, 300, 93],
+    ] as const) {
+      op("cross_entropy_backward", `[${R},${V}] with an ignored row, scale 0.25, seed ${seed}`, async () => {
+        const x = rand(R * V, seed, 3);
+        const t = Int32Array.from({ length: R }, (_, r) => (r === 1 ? -100 : (r * 7 + 3) % V));
+        const got = await be.read(be.cross_entropy_backward(be.upload(x, [R, V]), be.uploadInt(t, [R]), 0.25));
+        const [ref] = finiteDifferenceVjp(
+          ([xs]) => {
+            let s = 0;
+            for (let r = 0; r < R; r++) {
+              if (t[r] < 0) continue;
+              let m = -Infinity;
+              for (let v = 0; v < V; v++) m = Math.max(m, xs[r * V + v]);
+              let z = 0;
+              for (let v = 0; v < V; v++) z += Math.exp(xs[r * V + v] - m);
+              s += m + Math.log(z) - xs[r * V + t[r]];
+            }
+            return Float64Array.of(0.25 * s);
+          },
+          [x],
+          Float64Array.of(1),
+        );
+        expect(nmse(got, ref)).toBeLessThan(FD_TOL);
+      });
+    }
+
+    for (const [R, V, tau, seed] of [
+      [1, 1, 1, 94],
+      [4, 23, 1, 95],
+      [3, 260, 2.5, 96],
+    ] as const) {
+      op("kl_div", `[${R},${V}] τ ${tau} seed ${seed}: the loss and its gradient`, async () => {
+        const sv = rand(R * V, seed, 2);
+        const tv = rand(R * V, seed + 1, 2);
+        const scale = 0.5;
+        const { loss, grad } = be.kl_div(be.upload(sv, [R, V]), be.upload(tv, [R, V]), tau, scale);
+        const klRows = (ss: ArrayLike<number>) =>
+          Array.from({ length: R }, (_, r) => {
+            const lsm = (a: ArrayLike<number>) => {
+              const row = Array.from({ length: V }, (_, v) => a[r * V + v] / tau);
+              const m = Math.max(...row);
+              const l = m + Math.log(row.reduce((acc, z) => acc + Math.exp(z - m), 0));
+              return row.map((z) => z - l);
+            };
+            const lq = lsm(ss);
+            const lp = lsm(tv);
+            return lp.reduce((acc, l, v) => acc + Math.exp(l) * (l - lq[v]), 0);
+          });
+        expect(nmse(await be.read(loss), klRows(sv))).toBeLessThan(TOL);
+        const [ref] = finiteDifferenceVjp(
+          ([ss]) => Float64Array.of(scale * tau * klRows(ss).reduce((a, b) => a + b, 0)),
+          [sv],
+          Float64Array.of(1),
+        );
+        expect(nmse(await be.read(grad), ref)).toBeLessThan(FD_TOL);
+      });
+    }
+
+    op("kl_div", "of a distribution with itself is 0, and refuses mismatched shapes and τ ≤ 0", async () => {
+      const x = be.upload(rand(40, 97), [4, 10]);
+      const { loss, grad } = be.kl_div(x, x, 1.5, 1);
+      for (const v of await be.read(loss)) expect(Math.abs(v)).toBeLessThan(1e-6);
+      for (const v of await be.read(grad)) expect(Math.abs(v)).toBeLessThan(1e-7);
+      expect(() => be.kl_div(x, be.upload(rand(30, 98), [3, 10]), 1, 1)).toThrow(/must have one shape/);
+      expect(() => be.kl_div(x, x, 0, 1)).toThrow(/temperature/);
+    });
+
+    for (const [shape, V, C, seed] of [
+      [[1], 1, 1, 99],
+      [[2, 5], 7, 3, 100],
+      [[3, 40], 50, 9, 101],
+    ] as const) {
+      op(
+        "embedding_backward",
+        `is embedding's adjoint: ids ${JSON.stringify(shape)} V${V} C${C} seed${seed}`,
+        async () => {
+          const r = new Rng(seed);
+          const n = shape.reduce((a, b) => a * b, 1);
+          // repeated ids, so rows really sum
+          const ids = Int32Array.from({ length: n }, () => r.int(Math.max(1, Math.ceil(V / 2))));
+          const dy = rand(n * C, seed + 1);
+          const got = await be.read(
+            be.embedding_backward(be.uploadInt(ids, [...shape]), be.upload(dy, [...shape, C]), V),
+          );
+          const ref = new Float64Array(V * C);
+          for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) ref[ids[i] * C + c] += dy[i * C + c];
+          expect(nmse(got, ref)).toBeLessThan(TOL);
+          expect(() =>
+            be.embedding_backward(be.uploadInt(Int32Array.of(V), [1]), be.upload(rand(C, 1), [1, C]), V),
+          ).toThrow(/outside/);
+        },
+      );
+    }
   });
 }

@@ -25,6 +25,8 @@ import {
   checkCodeRange,
   checkCrossEntropy,
   checkEmbedding,
+  checkEmbeddingBackward,
+  checkKlDiv,
   checkKmeansAssign,
   checkKmeansUpdate,
   checkLinear,
@@ -50,8 +52,11 @@ import { attention_matmul_backward, attention_matmul_forward } from "./attention
 import { codebook_decode_forward } from "./codebook_decode.js";
 import { codebook_grad_forward } from "./codebook_grad.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
+import { cross_entropy_backward_forward } from "./cross_entropy_backward.js";
 import { embedding_forward } from "./embedding.js";
 import { kmeans_assign_forward } from "./kmeans_assign.js";
+import { embedding_backward_forward } from "./embedding_backward.js";
+import { kl_div_forward } from "./kl_div.js";
 import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
@@ -63,6 +68,7 @@ import { rtn_decode_forward } from "./rtn_decode.js";
 import { silu_mul_forward } from "./silu_mul.js";
 import { silu_mul_backward_forward } from "./silu_mul_backward.js";
 import { softmax_forward } from "./softmax.js";
+import { scale_forward } from "./scale.js";
 import { sum_rows_forward } from "./sum_rows.js";
 
 export class CpuTensor implements Tensor {
@@ -478,5 +484,38 @@ export class CpuBackend implements Backend {
     const grad = new Float32Array(m * l.K * l.d);
     codebook_grad_forward(grad, f32(dW, "codebook_grad dW"), c, l.out, l.in, l.d, l.nb, l.K, l.partCols);
     return new CpuTensor(grad, [m, l.K, l.d]);
+  }
+
+  scale(x: Tensor, s: number): Tensor {
+    const n = numel(x.shape);
+    const out = new Float32Array(n);
+    scale_forward(out, f32(x, "scale x"), s, n);
+    return new CpuTensor(out, x.shape);
+  }
+
+  cross_entropy_backward(logits: Tensor, targets: Tensor, scale: number): Tensor {
+    const { V, R } = checkCrossEntropy(logits, targets);
+    const t = i32(targets, "cross_entropy_backward targets");
+    checkTokenIds("cross_entropy_backward", intRange(t), V, true);
+    const out = new Float32Array(R * V);
+    cross_entropy_backward_forward(out, f32(logits, "cross_entropy_backward logits"), t, R, V, scale);
+    return new CpuTensor(out, logits.shape);
+  }
+
+  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor } {
+    const { V, R } = checkKlDiv(student, teacher, tau);
+    const loss = new Float32Array(R);
+    const grad = new Float32Array(R * V);
+    kl_div_forward(loss, grad, f32(student, "kl_div student"), f32(teacher, "kl_div teacher"), R, V, tau, scale);
+    return { loss: new CpuTensor(loss, student.shape.slice(0, -1)), grad: new CpuTensor(grad, student.shape) };
+  }
+
+  embedding_backward(ids: Tensor, dy: Tensor, V: number): Tensor {
+    const { N, C } = checkEmbeddingBackward(ids, dy, V);
+    const idv = i32(ids, "embedding_backward ids");
+    checkTokenIds("embedding_backward", intRange(idv), V, false);
+    const grad = new Float32Array(V * C);
+    embedding_backward_forward(grad, idv, f32(dy, "embedding_backward dy"), N, V, C);
+    return new CpuTensor(grad, [V, C]);
   }
 }

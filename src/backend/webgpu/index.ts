@@ -28,6 +28,8 @@ import {
   checkCodeRange,
   checkCrossEntropy,
   checkEmbedding,
+  checkEmbeddingBackward,
+  checkKlDiv,
   checkKmeansAssign,
   checkKmeansUpdate,
   checkLinear,
@@ -108,6 +110,8 @@ const SOURCES: Partial<Record<ShaderName, ShaderName[]>> = {
   softmax: ["softmax", "row_lse", "reduce"],
   log_softmax: ["log_softmax", "row_lse", "reduce"],
   cross_entropy: ["cross_entropy", "row_lse", "reduce"],
+  cross_entropy_backward: ["cross_entropy_backward", "row_lse", "reduce"],
+  kl_div: ["kl_div", "reduce"],
   mse: ["mse", "reduce"],
   attention: ["attention", "reduce"],
   attention_backward: ["attention_backward", "reduce"],
@@ -1046,5 +1050,61 @@ export class WebGpuBackend implements Backend {
     );
     for (const t of [acc, maxBits]) this.pool.release(t);
     return grad;
+  }
+
+  scale(x: Tensor, s: number): Tensor {
+    const n = numel(x.shape);
+    const out = this.tensor(x.shape);
+    this.elementwise(
+      "scale",
+      [
+        [1, this.own(x, "scale x").storage],
+        [2, out.storage],
+      ],
+      n,
+      "uf",
+      [n, s],
+    );
+    return out;
+  }
+
+  cross_entropy_backward(logits: Tensor, targets: Tensor, scale: number): Tensor {
+    const { V, R } = checkCrossEntropy(logits, targets);
+    const gt = this.own(targets, "cross_entropy_backward targets", "i32");
+    if (gt.range) checkTokenIds("cross_entropy_backward", gt.range, V, true);
+    const out = this.tensor(logits.shape);
+    const b: Binding[] = [
+      [1, this.own(logits, "cross_entropy_backward logits").storage],
+      [2, gt.storage],
+      [3, out.storage],
+    ];
+    this.dispatch("cross_entropy_backward", "main", {}, b, "uuf", [R, V, scale], this.grid(R));
+    return out;
+  }
+
+  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor } {
+    const { V, R } = checkKlDiv(student, teacher, tau);
+    const loss = this.tensor(student.shape.slice(0, -1));
+    const grad = this.tensor(student.shape);
+    const b: Binding[] = [
+      [1, this.own(student, "kl_div student").storage],
+      [2, this.own(teacher, "kl_div teacher").storage],
+      [3, loss.storage],
+      [4, grad.storage],
+    ];
+    this.dispatch("kl_div", "main", {}, b, "uuff", [R, V, 1 / tau, scale], this.grid(R));
+    return { loss, grad };
+  }
+
+  /** The scatter-add of kmeans_update (64-bit fixed point, the same bits in every run) with ids as the codes. */
+  embedding_backward(ids: Tensor, dy: Tensor, V: number): Tensor {
+    const { N, C } = checkEmbeddingBackward(ids, dy, V);
+    const gi = this.own(ids, "embedding_backward ids", "i32");
+    if (gi.range) checkTokenIds("embedding_backward", gi.range, V, false);
+    const flatIds = this.reshape(ids, [N]);
+    const flatDy = this.reshape(dy, [N, C]);
+    const { sums, counts } = this.kmeans_update(flatDy, flatIds, V);
+    this.dispose(counts);
+    return sums;
   }
 }
