@@ -305,7 +305,7 @@ for (const be of BACKENDS) {
         `is embedding's adjoint: ids ${JSON.stringify(shape)} V${V} C${C} seed${seed}`,
         async () => {
           const r = new Rng(seed);
-          const n = shape.reduce((a, b) => a * b, 1);
+          const n = (shape as readonly number[]).reduce((a, b) => a * b, 1);
           // repeated ids, so rows really sum
           const ids = Int32Array.from({ length: n }, () => r.int(Math.max(1, Math.ceil(V / 2))));
           const dy = rand(n * C, seed + 1);
