@@ -237,9 +237,16 @@ export interface Backend {
   /**
    * Knowledge distillation at temperature τ, per row of student and teacher logits [..., V]:
    * loss [...] = KL(softmax(teacher/τ) ‖ softmax(student/τ)) in nats, and grad = scale · (softmax(student/τ) −
-   * softmax(teacher/τ)), which is d/d student of (scale·τ) · Σ loss.
+   * softmax(teacher/τ)), which is d/d student of (scale·τ) · Σ loss. With `mask` (i32, one per row), a row whose
+   * mask is < 0 (an ignored position, as cross_entropy's targets) has loss 0 and gradient 0.
    */
-  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor };
+  kl_div(
+    student: Tensor,
+    teacher: Tensor,
+    tau: number,
+    scale: number,
+    mask?: Tensor | null,
+  ): { loss: Tensor; grad: Tensor };
   /** The adjoint of embedding: dy [...ids.shape, C] summed into the rows its ids name → [V, C]. */
   embedding_backward(ids: Tensor, dy: Tensor, V: number): Tensor;
 }

@@ -249,7 +249,12 @@ export function checkCodebookGrad(dW: Tensor, l: CodebookLayout): void {
 }
 
 /** kl_div: student and teacher of one shape [..., V], τ > 0. Returns V and the rows R. */
-export function checkKlDiv(student: Tensor, teacher: Tensor, tau: number): { V: number; R: number } {
+export function checkKlDiv(
+  student: Tensor,
+  teacher: Tensor,
+  tau: number,
+  mask?: Tensor | null,
+): { V: number; R: number } {
   check(
     shapeEquals(student.shape, teacher.shape),
     "kl_div",
@@ -257,6 +262,7 @@ export function checkKlDiv(student: Tensor, teacher: Tensor, tau: number): { V: 
   );
   check(student.shape.length >= 1 && last(student.shape) >= 1, "kl_div", "logits must be [..., V ≥ 1]");
   check(tau > 0 && Number.isFinite(tau), "kl_div", `the temperature must be a finite number > 0, got ${tau}`);
+  if (mask) check(numel(mask.shape) === rows(student), "kl_div", "the mask must have one entry per row");
   return { V: last(student.shape), R: rows(student) };
 }
 

@@ -59,14 +59,27 @@ export interface LayerActivations {
 }
 
 export interface LinearGrad {
-  weight: Tensor;
+  /** d loss / d W [out, in] (null when the caller did not ask for it: a frozen weight costs only its dx). */
+  weight: Tensor | null;
   bias: Tensor | null;
+  /** With a LoRA adapter: d loss / d A [r, in] and d B [out, r]. */
+  loraA?: Tensor;
+  loraB?: Tensor;
+}
+
+/** Which parameter gradients a backward computes (default: every one). */
+export interface GradRequest {
+  /** Dense weight (and bias) gradients of linear `key`. */
+  weight?: (key: LinearKey) => boolean;
+  /** The two RMSNorm weights' gradients. */
+  norms?: boolean;
 }
 
 export interface LayerGrads {
   dx: Tensor;
-  inputLayernorm: Tensor;
-  postAttentionLayernorm: Tensor;
+  /** null when the request said norms: false. */
+  inputLayernorm: Tensor | null;
+  postAttentionLayernorm: Tensor | null;
   linears: Record<LinearKey, LinearGrad>;
 }
 
@@ -136,18 +149,42 @@ export function disposeActivations(be: Backend, s: LayerActivations): void {
   for (const t of [s.n1, s.q, s.k, s.v, s.attn, s.h, s.n2, s.gate, s.up, s.act]) be.dispose(t);
 }
 
-/** dX = dY·W, dW = dYᵀ·X (rows flattened), db = Σ_rows dY; the weight is decoded for compressed linears. */
-function linearBackward(be: Backend, lin: Linear, x: Tensor, dy: Tensor): { dx: Tensor; grad: LinearGrad } {
+/**
+ * dX = dY·W, dW = dYᵀ·X (rows flattened), db = Σ_rows dY (dW and db only when `wantWeight`); the weight is decoded
+ * for compressed linears. With a LoRA adapter (s = α/r, u = X·Aᵀ): dB = s·dYᵀ·u, dA = s·(dY·B)ᵀ·X, and dX gains
+ * s·(dY·B)·A.
+ */
+function linearBackward(
+  be: Backend,
+  lin: Linear,
+  x: Tensor,
+  dy: Tensor,
+  wantWeight: boolean,
+): { dx: Tensor; grad: LinearGrad } {
   const rows = dy.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const x2 = be.reshape(x, [rows, lin.inFeatures]);
   const dy2 = be.reshape(dy, [rows, lin.outFeatures]);
   const w = linearWeight(be, lin);
-  const dx2 = be.matmul(dy2, w);
+  let dx2 = be.matmul(dy2, w);
   if (lin.kind !== "dense") be.dispose(w);
-  const weight = be.matmul(dy2, x2, { transposeA: true });
-  const bias = lin.bias ? be.sum_rows(dy) : null;
+  const weight = wantWeight ? be.matmul(dy2, x2, { transposeA: true }) : null;
+  const bias = wantWeight && lin.bias ? be.sum_rows(dy) : null;
+  const grad: LinearGrad = { weight, bias };
+  if (lin.lora) {
+    const { A, B, scale } = lin.lora;
+    const dyB = be.matmul(dy2, B);
+    const dyBs = be.scale(dyB, scale);
+    grad.loraA = be.matmul(dyBs, x2, { transposeA: true });
+    const u = be.linear(x2, A, null);
+    const dyu = be.matmul(dy2, u, { transposeA: true });
+    grad.loraB = be.scale(dyu, scale);
+    const dxl = be.matmul(dyBs, A);
+    const sum = be.add(dx2, dxl);
+    for (const t of [dyB, dyBs, u, dyu, dxl, dx2]) be.dispose(t);
+    dx2 = sum;
+  }
   const dx = be.reshape(dx2, [...x.shape.slice(0, -1), lin.inFeatures]);
-  return { dx, grad: { weight, bias } };
+  return { dx, grad };
 }
 
 /**
@@ -161,8 +198,10 @@ export function decoderLayerBackward(
   s: LayerActivations,
   dy: Tensor,
   ctx: LayerContext,
+  want: GradRequest = {},
 ): LayerGrads {
   const T = s.x.shape[1];
+  const w = (key: LinearKey) => want.weight?.(key) ?? true;
   const H = cfg.numAttentionHeads;
   const Hkv = cfg.numKeyValueHeads;
   const D = cfg.headDim;
@@ -170,11 +209,11 @@ export function decoderLayerBackward(
     for (const t of ts) be.dispose(t);
   };
   // MLP: y = h + down(silu(gate)·up)
-  const down = linearBackward(be, layer.downProj, s.act, dy);
+  const down = linearBackward(be, layer.downProj, s.act, dy, w("downProj"));
   const { dgate, dup } = be.silu_mul_backward(s.gate, s.up, down.dx);
   free(down.dx);
-  const gate = linearBackward(be, layer.gateProj, s.n2, dgate);
-  const up = linearBackward(be, layer.upProj, s.n2, dup);
+  const gate = linearBackward(be, layer.gateProj, s.n2, dgate, w("gateProj"));
+  const up = linearBackward(be, layer.upProj, s.n2, dup, w("upProj"));
   free(dgate, dup);
   const dn2 = be.add(gate.dx, up.dx);
   free(gate.dx, up.dx);
@@ -183,15 +222,15 @@ export function decoderLayerBackward(
   const dh = be.add(dy, norm2.dx);
   free(norm2.dx);
   // attention: h = x + o(attn(q, k, v))
-  const o = linearBackward(be, layer.oProj, s.attn, dh);
+  const o = linearBackward(be, layer.oProj, s.attn, dh, w("oProj"));
   const { dq, dk, dv } = be.attention_backward(s.q, s.k, s.v, o.dx, attentionParams(cfg, T, ctx.past));
   free(o.dx);
   const dq0 = be.rope(dq, ctx.cos, ctx.sin, { numHeads: H, headDim: D, startPos: ctx.past, inverse: true });
   const dk0 = be.rope(dk, ctx.cos, ctx.sin, { numHeads: Hkv, headDim: D, startPos: ctx.past, inverse: true });
   free(dq, dk);
-  const q = linearBackward(be, layer.qProj, s.n1, dq0);
-  const k = linearBackward(be, layer.kProj, s.n1, dk0);
-  const v = linearBackward(be, layer.vProj, s.n1, dv);
+  const q = linearBackward(be, layer.qProj, s.n1, dq0, w("qProj"));
+  const k = linearBackward(be, layer.kProj, s.n1, dk0, w("kProj"));
+  const v = linearBackward(be, layer.vProj, s.n1, dv, w("vProj"));
   free(dq0, dk0, dv);
   const dqk = be.add(q.dx, k.dx);
   const dn1 = be.add(dqk, v.dx);
@@ -200,10 +239,14 @@ export function decoderLayerBackward(
   free(dn1);
   const dx = be.add(dh, norm1.dx);
   free(dh, norm1.dx);
+  if (want.norms === false) {
+    be.dispose(norm1.dweight);
+    be.dispose(norm2.dweight);
+  }
   return {
     dx,
-    inputLayernorm: norm1.dweight,
-    postAttentionLayernorm: norm2.dweight,
+    inputLayernorm: want.norms === false ? null : norm1.dweight,
+    postAttentionLayernorm: want.norms === false ? null : norm2.dweight,
     linears: {
       qProj: q.grad,
       kProj: k.grad,

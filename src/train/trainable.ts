@@ -1,6 +1,8 @@
-// The trainable parameters of a compressed decoder layer — its codebooks (each once, however many linears share
-// it) and optionally its RMSNorm weights — and their gradients from a layer backward: each codebook collects
-// codebook_grad(dW) of every linear that reads it.
+// Trainable parameters, shared by block-wise tuning (stage 2) and end-to-end training: which tensors of a model
+// train, which gradients a backward must compute for them (a frozen weight costs only its dx), and how each
+// parameter's gradient is collected from a layer backward (a codebook gathers codebook_grad(dW) of every linear
+// that reads it, shared codebooks across layers included; LoRA A and B come with their linear; dense weights and
+// norms as they are), accumulated over layers and micro-batches.
 
 import type { AdamWParams, Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
@@ -10,15 +12,111 @@ import {
   decoderLayerBackward,
   decoderLayerForward,
   disposeActivations,
+  type GradRequest,
   LAYER_LINEARS,
   type LayerContext,
   type LayerGrads,
+  type LinearKey,
 } from "../model/decoder_layer.js";
+import type { Linear } from "../model/linear.js";
+
+/** What end-to-end training may train (combinable): ClusComp codebooks, RMSNorm weights, LoRA adapters, everything. */
+export const TRAIN_SETS = ["codebooks", "norms", "lora", "all"] as const;
+export type TrainSet = (typeof TRAIN_SETS)[number];
 
 export interface TrainableParam {
-  /** Its tensor name in the checkpoint (a codebook, or `<layer>.input_layernorm.weight`). */
+  /** Its tensor name: in the checkpoint (a codebook, `<layer>.input_layernorm.weight`), or a LoRA factor's PEFT name. */
   name: string;
   tensor: Tensor;
+}
+
+/** Gradients summed per parameter tensor (over the linears that share it, layers, micro-batches). */
+export class GradAccumulator {
+  private readonly grads = new Map<Tensor, Tensor>();
+  constructor(private readonly be: Backend) {}
+
+  /** Adds g (taken over: the accumulator disposes it) to param's gradient. */
+  add(param: Tensor, g: Tensor): void {
+    const prev = this.grads.get(param);
+    if (!prev) {
+      this.grads.set(param, g);
+      return;
+    }
+    this.grads.set(param, this.be.add(prev, g));
+    this.be.dispose(prev);
+    this.be.dispose(g);
+  }
+
+  get(param: Tensor): Tensor | undefined {
+    return this.grads.get(param);
+  }
+
+  /** Multiplies every gradient by s (micro-batch averaging, clipping). */
+  scaleAll(s: number): void {
+    if (s === 1) return;
+    for (const [p, g] of this.grads) {
+      this.grads.set(p, this.be.scale(g, s));
+      this.be.dispose(g);
+    }
+  }
+
+  dispose(): void {
+    for (const g of this.grads.values()) this.be.dispose(g);
+    this.grads.clear();
+  }
+}
+
+/** The parameter tensors that train, as a set, for the collectors below. */
+export function paramSet(params: TrainableParam[]): Set<Tensor> {
+  return new Set(params.map((p) => p.tensor));
+}
+
+/** Which gradients a layer backward must compute for the trainable tensors in `trainable`. */
+export function layerGradRequest(layer: DecoderLayer, trainable: Set<Tensor>): GradRequest {
+  const needsWeight = (lin: Linear) =>
+    (lin.kind === "dense" && trainable.has(lin.weight)) ||
+    (lin.kind === "codebook" && trainable.has(lin.codebooks)) ||
+    (lin.bias !== null && trainable.has(lin.bias));
+  return {
+    weight: (key: LinearKey) => needsWeight(layer[key]),
+    norms: trainable.has(layer.inputLayernorm) || trainable.has(layer.postAttentionLayernorm),
+  };
+}
+
+/**
+ * Moves the gradients of trainable tensors from a layer backward into `acc` and frees every other gradient of
+ * it (dx excepted: it belongs to the caller).
+ */
+export function collectLayerGrads(
+  be: Backend,
+  layer: DecoderLayer,
+  grads: LayerGrads,
+  trainable: Set<Tensor>,
+  acc: GradAccumulator,
+): void {
+  const keep = (param: Tensor, g: Tensor | null | undefined) => {
+    if (!g) return;
+    if (trainable.has(param)) acc.add(param, g);
+    else be.dispose(g);
+  };
+  for (const [, key] of LAYER_LINEARS) {
+    const lin = layer[key];
+    const g = grads.linears[key];
+    if (g.weight) {
+      if (lin.kind === "codebook" && trainable.has(lin.codebooks)) {
+        acc.add(lin.codebooks, be.codebook_grad(g.weight, lin.codes, lin.layout));
+        be.dispose(g.weight);
+      } else if (lin.kind === "dense") keep(lin.weight, g.weight);
+      else be.dispose(g.weight);
+    }
+    if (g.bias) keep(lin.bias!, g.bias);
+    if (lin.lora) {
+      keep(lin.lora.A, g.loraA);
+      keep(lin.lora.B, g.loraB);
+    }
+  }
+  keep(layer.inputLayernorm, grads.inputLayernorm);
+  keep(layer.postAttentionLayernorm, grads.postAttentionLayernorm);
 }
 
 /** Codebooks of the layer's compressed linears (first-use order), then its norms when `trainNorms`. */
@@ -45,26 +143,10 @@ export function trainableGrads(
   grads: LayerGrads,
   params: TrainableParam[],
 ): Tensor[] {
-  const byTensor = new Map<Tensor, Tensor>();
-  const accumulate = (param: Tensor, g: Tensor) => {
-    const prev = byTensor.get(param);
-    if (!prev) {
-      byTensor.set(param, g);
-      return;
-    }
-    byTensor.set(param, be.add(prev, g));
-    be.dispose(prev);
-    be.dispose(g);
-  };
-  for (const [, key] of LAYER_LINEARS) {
-    const lin = layer[key];
-    if (lin.kind === "codebook")
-      accumulate(lin.codebooks, be.codebook_grad(grads.linears[key].weight, lin.codes, lin.layout));
-  }
-  byTensor.set(layer.inputLayernorm, grads.inputLayernorm);
-  byTensor.set(layer.postAttentionLayernorm, grads.postAttentionLayernorm);
+  const acc = new GradAccumulator(be);
+  collectLayerGrads(be, layer, grads, paramSet(params), acc);
   return params.map((p) => {
-    const g = byTensor.get(p.tensor);
+    const g = acc.get(p.tensor);
     if (!g) throw new ModelError("train.param", `${p.name} is not a parameter of this layer`);
     return g;
   });
@@ -76,9 +158,9 @@ export function adamMoments(be: Backend, params: TrainableParam[]): { m: Tensor;
 }
 
 /**
- * One training step of a compressed layer: forward with saved activations, MSE against `target`, layer backward,
- * parameter gradients, an AdamW update of every parameter (step number `hp.step`). Frees everything it made and
- * returns the loss before the update.
+ * One training step of a compressed layer: forward with saved activations, MSE against `target`, layer backward
+ * (only the gradients the parameters need), an AdamW update of every parameter (step number `hp.step`). Frees
+ * everything it made and returns the loss before the update.
  */
 export async function trainStep(
   be: Backend,
@@ -91,22 +173,19 @@ export async function trainStep(
   ctx: LayerContext,
   hp: AdamWParams,
 ): Promise<number> {
+  const trainable = paramSet(params);
   const { y, saved } = decoderLayerForward(be, cfg, layer, x, ctx, true);
   const { loss, grad } = be.mse(y, target);
-  const grads = decoderLayerBackward(be, cfg, layer, saved!, grad, ctx);
-  const pg = trainableGrads(be, layer, grads, params);
+  const grads = decoderLayerBackward(be, cfg, layer, saved!, grad, ctx, layerGradRequest(layer, trainable));
+  const acc = new GradAccumulator(be);
+  collectLayerGrads(be, layer, grads, trainable, acc);
   params.forEach((p, j) => {
-    be.adamw(p.tensor, pg[j], moments[j].m, moments[j].v, hp);
+    const g = acc.get(p.tensor);
+    if (g) be.adamw(p.tensor, g, moments[j].m, moments[j].v, hp);
   });
   const value = (await be.read(loss))[0];
-  // the norm gradients are grads' own tensors (freed below); the codebook gradients were made for us
-  for (const g of pg) if (g !== grads.inputLayernorm && g !== grads.postAttentionLayernorm) be.dispose(g);
-  for (const t of [y, loss, grad, grads.dx, grads.inputLayernorm, grads.postAttentionLayernorm]) be.dispose(t);
-  for (const [, key] of LAYER_LINEARS) {
-    const g = grads.linears[key];
-    be.dispose(g.weight);
-    if (g.bias) be.dispose(g.bias);
-  }
+  acc.dispose();
+  for (const t of [y, loss, grad, grads.dx]) be.dispose(t);
   disposeActivations(be, saved!);
   return value;
 }

@@ -286,6 +286,25 @@ for (const be of BACKENDS) {
       });
     }
 
+    op("kl_div", "rows masked < 0 have loss and gradient 0; the others are unchanged", async () => {
+      const [R, V] = [4, 9];
+      const sv = be.upload(rand(R * V, 102), [R, V]);
+      const tv = be.upload(rand(R * V, 103), [R, V]);
+      const all = be.kl_div(sv, tv, 1.3, 0.7);
+      const masked = be.kl_div(sv, tv, 1.3, 0.7, be.uploadInt(Int32Array.of(5, -100, 0, -1), [R]));
+      const [la, ga, lm, gm] = [
+        await be.read(all.loss),
+        await be.read(all.grad),
+        await be.read(masked.loss),
+        await be.read(masked.grad),
+      ];
+      for (let r = 0; r < R; r++) {
+        const ignored = r === 1 || r === 3;
+        expect(lm[r]).toBe(ignored ? 0 : la[r]);
+        for (let v = 0; v < V; v++) expect(gm[r * V + v]).toBe(ignored ? 0 : ga[r * V + v]);
+      }
+    });
+
     op("kl_div", "of a distribution with itself is 0, and refuses mismatched shapes and τ ≤ 0", async () => {
       const x = be.upload(rand(40, 97), [4, 10]);
       const { loss, grad } = be.kl_div(x, x, 1.5, 1);

@@ -40,14 +40,14 @@ describe.runIf(hasShared())("decoder layer 0 backward vs PyTorch", () => {
           checked.push(param);
         };
         await compare("x", g.dx, await be.read(g.dx));
-        await compare("input_layernorm.weight", g.inputLayernorm, await be.read(g.inputLayernorm));
+        await compare("input_layernorm.weight", g.inputLayernorm!, await be.read(g.inputLayernorm!));
         await compare(
           "post_attention_layernorm.weight",
-          g.postAttentionLayernorm,
-          await be.read(g.postAttentionLayernorm),
+          g.postAttentionLayernorm!,
+          await be.read(g.postAttentionLayernorm!),
         );
         for (const [module, key] of LAYER_LINEARS) {
-          const w = g.linears[key].weight;
+          const w = g.linears[key].weight!;
           await compare(`${module}.weight`, w, await be.read(w));
         }
         const expected = golden.names().filter((n) => n.startsWith("block0.grad.")).length;

@@ -114,8 +114,8 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
       );
       const rel = name.slice(P.length + 1);
       let ours: Float32Array;
-      if (rel === "input_layernorm.weight") ours = await be.read(grads.inputLayernorm);
-      else if (rel === "post_attention_layernorm.weight") ours = await be.read(grads.postAttentionLayernorm);
+      if (rel === "input_layernorm.weight") ours = await be.read(grads.inputLayernorm!);
+      else if (rel === "post_attention_layernorm.weight") ours = await be.read(grads.postAttentionLayernorm!);
       else {
         const entry = LAYER_LINEARS.find(([module]) => rel.startsWith(`${module}.`));
         if (!entry) throw new Error(`unexpected parameter ${name}`);

@@ -54,9 +54,9 @@ import { codebook_grad_forward } from "./codebook_grad.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
 import { cross_entropy_backward_forward } from "./cross_entropy_backward.js";
 import { embedding_forward } from "./embedding.js";
-import { kmeans_assign_forward } from "./kmeans_assign.js";
 import { embedding_backward_forward } from "./embedding_backward.js";
 import { kl_div_forward } from "./kl_div.js";
+import { kmeans_assign_forward } from "./kmeans_assign.js";
 import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
@@ -65,10 +65,10 @@ import { rms_norm_forward } from "./rms_norm.js";
 import { rms_norm_backward_forward } from "./rms_norm_backward.js";
 import { rope_forward } from "./rope.js";
 import { rtn_decode_forward } from "./rtn_decode.js";
+import { scale_forward } from "./scale.js";
 import { silu_mul_forward } from "./silu_mul.js";
 import { silu_mul_backward_forward } from "./silu_mul_backward.js";
 import { softmax_forward } from "./softmax.js";
-import { scale_forward } from "./scale.js";
 import { sum_rows_forward } from "./sum_rows.js";
 
 export class CpuTensor implements Tensor {
@@ -502,11 +502,18 @@ export class CpuBackend implements Backend {
     return new CpuTensor(out, logits.shape);
   }
 
-  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor } {
-    const { V, R } = checkKlDiv(student, teacher, tau);
+  kl_div(
+    student: Tensor,
+    teacher: Tensor,
+    tau: number,
+    scale: number,
+    mask: Tensor | null = null,
+  ): { loss: Tensor; grad: Tensor } {
+    const { V, R } = checkKlDiv(student, teacher, tau, mask);
     const loss = new Float32Array(R);
     const grad = new Float32Array(R * V);
-    kl_div_forward(loss, grad, f32(student, "kl_div student"), f32(teacher, "kl_div teacher"), R, V, tau, scale);
+    const m = mask ? i32(mask, "kl_div mask") : null;
+    kl_div_forward(loss, grad, f32(student, "kl_div student"), f32(teacher, "kl_div teacher"), R, V, tau, scale, m);
     return { loss: new CpuTensor(loss, student.shape.slice(0, -1)), grad: new CpuTensor(grad, student.shape) };
   }
 

@@ -1,7 +1,8 @@
 // kl_div: distillation from a teacher at temperature τ, per row of [rows, V] logits (PyTorch's
 // F.kl_div(log_softmax(s/τ), softmax(t/τ)) before its reduction):
 //   p = softmax(t/τ), q = softmax(s/τ);  loss[r] = Σ_v p_v (log p_v − log q_v);  grad[r, v] = scale · (q_v − p_v)
-// (d loss / d s = (q − p)/τ, so grad is d/ds of scale·τ·Σ loss). Log-sum-exps and the sum in float64.
+// (d loss / d s = (q − p)/τ, so grad is d/ds of scale·τ·Σ loss); a row whose mask is < 0 is 0. Log-sum-exps and
+// the sum in float64.
 
 function lseScaled(x: Float32Array, o: number, V: number, tau: number): number {
   let max = Number.NEGATIVE_INFINITY;
@@ -20,9 +21,15 @@ export function kl_div_forward(
   V: number,
   tau: number,
   scale: number,
+  mask: Int32Array | null,
 ): void {
   for (let r = 0; r < rows; r++) {
     const o = r * V;
+    if (mask && mask[r] < 0) {
+      loss[r] = 0;
+      grad.fill(0, o, o + V);
+      continue;
+    }
     const ls = lseScaled(student, o, V, tau);
     const lt = lseScaled(teacher, o, V, tau);
     let kl = 0;

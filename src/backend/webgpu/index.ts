@@ -130,6 +130,8 @@ export class WebGpuBackend implements Backend {
   private readonly pool: BufferPool;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private pending: Command[] = [];
+  /** kl_div's mask binding when there is no mask. */
+  private noMask: Tensor | null = null;
   private pendingUpload = 0;
   /** The first GPU error since the last read (reported by that read), and a lost device (reported by every read). */
   private error: string | null = null;
@@ -1082,17 +1084,27 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  kl_div(student: Tensor, teacher: Tensor, tau: number, scale: number): { loss: Tensor; grad: Tensor } {
-    const { V, R } = checkKlDiv(student, teacher, tau);
+  kl_div(
+    student: Tensor,
+    teacher: Tensor,
+    tau: number,
+    scale: number,
+    mask: Tensor | null = null,
+  ): { loss: Tensor; grad: Tensor } {
+    const { V, R } = checkKlDiv(student, teacher, tau, mask);
     const loss = this.tensor(student.shape.slice(0, -1));
     const grad = this.tensor(student.shape);
+    // without a mask every row counts: a one-element placeholder (made once) keeps the binding layout
+    this.noMask ??= this.uploadInt(Int32Array.of(0), [1]);
+    const m = this.own(mask ?? this.noMask, "kl_div mask", "i32").storage;
     const b: Binding[] = [
       [1, this.own(student, "kl_div student").storage],
       [2, this.own(teacher, "kl_div teacher").storage],
       [3, loss.storage],
       [4, grad.storage],
+      [5, m],
     ];
-    this.dispatch("kl_div", "main", {}, b, "uuff", [R, V, 1 / tau, scale], this.grid(R));
+    this.dispatch("kl_div", "main", {}, b, "uuffu", [R, V, 1 / tau, scale, mask ? 1 : 0], this.grid(R));
     return { loss, grad };
   }
 
