@@ -5,7 +5,7 @@
 // norms as they are), accumulated over layers and micro-batches.
 
 import type { AdamWParams, Backend, Tensor } from "../backend/backend.js";
-import { ModelError } from "../errors.js";
+import { ModelError, UsageError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import {
   type DecoderLayer,
@@ -19,6 +19,8 @@ import {
   type LinearKey,
 } from "../model/decoder_layer.js";
 import type { Linear } from "../model/linear.js";
+import type { LlamaModel } from "../model/llama.js";
+import type { ModelGradRequest } from "../model/llama_backward.js";
 
 /** What end-to-end training may train (combinable): ClusComp codebooks, RMSNorm weights, LoRA adapters, everything. */
 export const TRAIN_SETS = ["codebooks", "norms", "lora", "all"] as const;
@@ -188,4 +190,78 @@ export async function trainStep(
   for (const t of [y, loss, grad, grads.dx]) be.dispose(t);
   disposeActivations(be, saved!);
   return value;
+}
+
+/** The PEFT name of a LoRA factor of `module` (what adapter_model.safetensors holds). */
+export function loraParamName(module: string, factor: "A" | "B"): string {
+  return `base_model.model.${module}.lora_${factor}.weight`;
+}
+
+/**
+ * The trainable parameters of a whole model for the chosen sets, each tensor once, in model order:
+ * `codebooks` every codebook (a shared one once), `norms` every RMSNorm weight (final norm included), `lora` the
+ * A and B of every linear that has an adapter, `all` every parameter of a dense model (embeddings and head
+ * included; refused on a compressed model, whose codes cannot train).
+ */
+export function modelTrainableParams(model: LlamaModel, sets: readonly TrainSet[]): TrainableParam[] {
+  const w = model.weights;
+  const out: TrainableParam[] = [];
+  const seen = new Set<Tensor>();
+  const add = (name: string, t: Tensor) => {
+    if (seen.has(t)) return;
+    seen.add(t);
+    out.push({ name, tensor: t });
+  };
+  const all = sets.includes("all");
+  if (all) {
+    const compressed = w.layers.some((layer) => LAYER_LINEARS.some(([, key]) => layer[key].kind !== "dense"));
+    if (compressed || (w.lmHead && w.lmHead.kind !== "dense")) {
+      throw new UsageError(
+        "train.all_compressed",
+        "--train all trains every weight of a dense model; this model is compressed (its codes cannot train): use --train codebooks, norms or lora",
+      );
+    }
+    add("model.embed_tokens.weight", w.embedTokens);
+  }
+  w.layers.forEach((layer, l) => {
+    const p = `model.layers.${l}`;
+    if (all || sets.includes("norms")) add(`${p}.input_layernorm.weight`, layer.inputLayernorm);
+    for (const [module, key] of LAYER_LINEARS) {
+      const lin = layer[key];
+      if (all && lin.kind === "dense") {
+        add(`${p}.${module}.weight`, lin.weight);
+        if (lin.bias) add(`${p}.${module}.bias`, lin.bias);
+      }
+      if (sets.includes("codebooks") && lin.kind === "codebook") add(lin.codebookName, lin.codebooks);
+      if (sets.includes("lora") && lin.lora) {
+        add(loraParamName(`${p}.${module}`, "A"), lin.lora.A);
+        add(loraParamName(`${p}.${module}`, "B"), lin.lora.B);
+      }
+    }
+    if (all || sets.includes("norms")) add(`${p}.post_attention_layernorm.weight`, layer.postAttentionLayernorm);
+  });
+  if (all || sets.includes("norms")) add("model.norm.weight", w.norm);
+  if (all && w.lmHead?.kind === "dense") add("lm_head.weight", w.lmHead.weight);
+  const hasCodebooks = w.layers.some((layer) => LAYER_LINEARS.some(([, k]) => layer[k].kind === "codebook"));
+  if (sets.includes("codebooks") && !hasCodebooks) {
+    throw new UsageError(
+      "train.no_codebooks",
+      "--train codebooks needs a ClusComp (codebook) model; this one has no codebooks",
+    );
+  }
+  if (sets.includes("lora") && !w.layers.some((layer) => LAYER_LINEARS.some(([, k]) => layer[k].lora))) {
+    throw new UsageError("train.no_lora", "--train lora needs LoRA adapters on the model (--lora-targets)");
+  }
+  return out;
+}
+
+/** The gradients a training pass must compute for a trainable set. */
+export function modelGradRequest(model: LlamaModel, trainable: Set<Tensor>): ModelGradRequest {
+  const w = model.weights;
+  return {
+    embedding: trainable.has(w.embedTokens),
+    head: w.lmHead?.kind === "dense" && trainable.has(w.lmHead.weight),
+    finalNorm: trainable.has(w.norm),
+    layer: (l) => layerGradRequest(w.layers[l], trainable),
+  };
 }
