@@ -22,14 +22,9 @@ describe.runIf(hasShared())("model backward vs PyTorch (lmgrad)", () => {
         const [B, T] = [2, ids.length / 2];
         const params = modelTrainableParams(model, ["all"]);
         const acc = new GradAccumulator(be);
-        const r = await batchGradients(
-          model,
-          { ids, labels: ids, B, T },
-          { kind: "ce" },
-          paramSet(params),
-          acc,
-          { chunk: 7 },
-        );
+        const r = await batchGradients(model, { ids, labels: ids, B, T }, { kind: "ce" }, paramSet(params), acc, {
+          chunk: 7,
+        });
         expect(Math.abs(r.loss - golden.meta.lm_loss) / golden.meta.lm_loss).toBeLessThan(1e-5);
         let checked = 0;
         for (const p of params) {
