@@ -129,6 +129,7 @@ export {
   decoderLayerBackward,
   decoderLayerForward,
   disposeActivations,
+  type GradRequest,
   LAYER_LINEARS,
   type LayerActivations,
   type LayerContext,
@@ -142,6 +143,7 @@ export {
   type CodebookLinear,
   type DenseLinear,
   type Linear,
+  type LoraAdapter,
   linearWeight,
   type RtnLinear,
 } from "./model/linear.js";
@@ -151,6 +153,13 @@ export {
   LlamaModel,
   type LlamaWeights,
 } from "./model/llama.js";
+export {
+  type ChunkLoss,
+  lmTrainingPass,
+  type ModelGradRequest,
+  type TrainingPassOptions,
+  type TrainingPassResult,
+} from "./model/llama_backward.js";
 export {
   assertFinite,
   buildModel,
@@ -191,6 +200,49 @@ export {
   scheduledLr,
 } from "./train/blockwise.js";
 export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
+export { type DataFormat, type Dataset, type Example, epochOrder, padBatch, readDataset } from "./train/data.js";
+export { type Batch, type BatchResult, batchGradients, type GradientOptions } from "./train/gradients.js";
+export { type TrainOptions, type TrainProgress, type TrainReport, trainModel } from "./train/loop.js";
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  attachLora,
+  LORA_TARGETS,
+  type LoraSettings,
+  type LoraTarget,
+  loadAdapter,
+  loraLinears,
+  mergeLora,
+  parseLoraTargets,
+  saveAdapter,
+} from "./train/lora.js";
+export { batchLoss, LOSS_KINDS, type LossKind, type LossSpec, shiftLabels } from "./train/losses.js";
+export {
+  ADAMW_DEFAULTS,
+  AdamW,
+  type AdamWSettings,
+  clipGradients,
+  gradNorm,
+  lrAt,
+  SCHEDULES,
+  type Schedule,
+} from "./train/optimizer.js";
 export { ActivationStream } from "./train/stream.js";
-export { adamMoments, type TrainableParam, trainableGrads, trainableParams, trainStep } from "./train/trainable.js";
+export { alpacaPrompt, type ChatMessage, ChatTemplate } from "./train/templates.js";
+export {
+  adamMoments,
+  collectLayerGrads,
+  GradAccumulator,
+  layerGradRequest,
+  loraParamName,
+  modelGradRequest,
+  modelTrainableParams,
+  paramSet,
+  TRAIN_SETS,
+  type TrainableParam,
+  type TrainSet,
+  trainableGrads,
+  trainableParams,
+  trainStep,
+} from "./train/trainable.js";
 export { compressAndTune, type TwoStageHooks, type TwoStageReport } from "./train/two_stage.js";

@@ -154,6 +154,8 @@ export interface Backend {
   uploadInt(data: Int32Array, shape: Shape): Tensor;
   /** A zero-filled f32 tensor (e.g. a KV cache). */
   zeros(shape: Shape): Tensor;
+  /** Overwrites every element of the f32 tensor t with `data` (same element count), in place: t stays t. */
+  assign(t: Tensor, data: Float32Array): void;
   read(t: Tensor): Promise<Float32Array>;
   readInt(t: Tensor): Promise<Int32Array>;
   /** Releases device memory; the tensor must not be used again. */

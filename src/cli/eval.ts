@@ -1,6 +1,14 @@
 // cluscomp eval --model DIR --data FILE [--reference DIR] [--seqlen N] [--max-windows N] [--batch-size N] [--json]
 
-import { divergence, loadModel, loadTokenizer, perplexity, readTextFile, resolveModelPath } from "../index.js";
+import {
+  divergence,
+  loadAdapter,
+  loadModel,
+  loadTokenizer,
+  perplexity,
+  readTextFile,
+  resolveModelPath,
+} from "../index.js";
 import {
   allowUnused,
   BACKEND_HELP,
@@ -20,6 +28,7 @@ export const EVAL_HELP = `cluscomp eval --model DIR --data FILE [options]
   also how far the model's next-token distributions are from the reference model's.
   --model DIR         model directory (or a Hugging Face hub id in the local cache)
   --data FILE         UTF-8 text, or .jsonl documents ("text", or "prefix" + "gold_completion") joined by blank lines
+  --adapter DIR       a LoRA adapter in PEFT's layout (from cluscomp train --train lora) applied to the model
   --reference DIR     the original model: report KL(reference ‖ model) per token (mean, median, 99 %, max, in
                       nats), top-1 agreement and the reference's perplexity on the same windows
   --seqlen N          window length (default: min(2048, max_position_embeddings))
@@ -38,6 +47,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
       seqlen: { type: "string" },
       "max-windows": { type: "string" },
       "batch-size": { type: "string" },
+      adapter: { type: "string" },
       json: { type: "boolean" },
       ...BACKEND_OPTION,
     },
@@ -56,6 +66,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const backend = await backendFromArgs(a, "eval", refDir === undefined ? [dir] : [dir, refDir]);
   const { config, model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
+  const adapter = optStr(a, "adapter");
+  if (adapter !== undefined) loadAdapter(model, adapter);
   const ids = loadTokenizer(dir).encode(text);
   const seqlen = seqlenArg ?? Math.min(2048, config.maxPositionEmbeddings);
   const nWindows = Math.min(Math.floor(ids.length / seqlen), maxWindows ?? Number.POSITIVE_INFINITY);

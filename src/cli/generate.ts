@@ -5,6 +5,7 @@ import {
   decodeUtf8,
   GENERATE_DEFAULTS,
   generate,
+  loadAdapter,
   loadModel,
   loadTokenizer,
   readTextFile,
@@ -28,6 +29,7 @@ export const GENERATE_HELP = `cluscomp generate --model DIR (--prompt TEXT | --p
   Streams a continuation of the prompt to stdout; a summary line (tokens, speed, backend, why it stopped) goes to
   stderr.
   --model DIR              model directory (or a Hugging Face hub id in the local cache)
+  --adapter DIR       a LoRA adapter in PEFT's layout (from cluscomp train --train lora) applied to the model
   --prompt TEXT            prompt text
   --prompt-file FILE       read the prompt from a UTF-8 file; "-" reads standard input
   --max-new-tokens N       tokens to generate (default ${GENERATE_DEFAULTS.maxNewTokens})
@@ -72,6 +74,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       "repetition-penalty": { type: "string" },
       stop: { type: "string", multiple: true },
       seed: { type: "string" },
+      adapter: { type: "string" },
       json: { type: "boolean" },
       ...BACKEND_OPTION,
     },
@@ -99,6 +102,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (options.stop.some((s) => s === "")) usage("usage.value", "--stop strings must not be empty");
   const backend = await backendFromArgs(a, "generate", [dir]);
   const { model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
+  const adapter = optStr(a, "adapter");
+  if (adapter !== undefined) loadAdapter(model, adapter);
   const tokenizer = loadTokenizer(dir);
   const r = await generate(model, tokenizer, prompt, {
     ...options,

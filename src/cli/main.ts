@@ -9,12 +9,14 @@ import { EVAL_HELP, evalCommand } from "./eval.js";
 import { FINETUNE_HELP, finetuneCommand } from "./finetune.js";
 import { GENERATE_HELP, generateCommand } from "./generate.js";
 import { INSPECT_HELP, inspectCommand } from "./inspect.js";
+import { TRAIN_HELP, trainCommand } from "./train.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   inspect: { run: inspectCommand, help: INSPECT_HELP },
   compress: { run: compressCommand, help: COMPRESS_HELP },
   decompress: { run: decompressCommand, help: DECOMPRESS_HELP },
   finetune: { run: finetuneCommand, help: FINETUNE_HELP },
+  train: { run: trainCommand, help: TRAIN_HELP },
   compare: { run: compareCommand, help: COMPARE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
@@ -28,6 +30,7 @@ commands:
   inspect    architecture, parameters, dtypes and bytes of a model directory
   compress   ClusComp (k-means codebooks) or RTN compression into a cluscomp checkpoint
   finetune   ClusComp stage 2: tune a compressed checkpoint's codebooks block by block
+  train      end-to-end training: codebooks, norms, LoRA or all weights; cross-entropy or distillation
   decompress a dense Hugging Face checkpoint of a cluscomp model
   compare    compress with several settings, evaluate each: table + bits-vs-perplexity plot
   eval       perplexity of a text file; KL divergence and top-1 agreement against a reference model

@@ -15,6 +15,11 @@ export interface Tokenizer {
   tokenId(token: string): number | undefined;
   /** End-of-sequence ids named by tokenizer_config.json (the model config may add more). */
   readonly eosTokenIds: readonly number[];
+  /** tokenizer_config.json's special token strings (empty when it names none). */
+  readonly bosToken: string;
+  readonly eosToken: string;
+  /** tokenizer_config.json's `chat_template` (a Jinja template), if any. */
+  readonly chatTemplate?: string;
 }
 
 function readJson(file: string, required: boolean): object | null {
@@ -60,8 +65,18 @@ export function loadTokenizer(dir: string): Tokenizer {
   } catch (e) {
     throw new TokenizerError("tokenizer.unusable", `${tjFile}: cannot build the tokenizer (${(e as Error).message})`);
   }
-  const eosName = tokenContent((tc as Record<string, unknown>).eos_token);
+  const tcr = tc as Record<string, unknown>;
+  const eosName = tokenContent(tcr.eos_token);
   const eosId = eosName === undefined ? undefined : tok.token_to_id(eosName);
+  // a chat template is a string, or (older configs) a list of named templates: "default" is the one used
+  let chatTemplate: string | undefined;
+  if (typeof tcr.chat_template === "string") chatTemplate = tcr.chat_template;
+  else if (Array.isArray(tcr.chat_template)) {
+    const named = tcr.chat_template.find(
+      (t: unknown) => typeof t === "object" && t !== null && (t as { name?: unknown }).name === "default",
+    ) as { template?: unknown } | undefined;
+    if (typeof named?.template === "string") chatTemplate = named.template;
+  }
   return {
     encode(text, opts) {
       return tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? true }).ids;
@@ -73,5 +88,8 @@ export function loadTokenizer(dir: string): Tokenizer {
       return tok.token_to_id(token);
     },
     eosTokenIds: eosId === undefined ? [] : [eosId],
+    bosToken: tokenContent(tcr.bos_token) ?? "",
+    eosToken: eosName ?? "",
+    chatTemplate,
   };
 }

@@ -36,6 +36,7 @@ import { checkCheckpoint } from "../model/tensors.js";
 import { type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { Rng } from "../tensor/rng.js";
 import { calibrationWindows, readCalibrationText } from "./calibration.js";
+import { lrAt } from "./optimizer.js";
 import { ActivationStream } from "./stream.js";
 import { adamMoments, type TrainableParam, trainableParams, trainStep } from "./trainable.js";
 
@@ -118,13 +119,10 @@ export interface BlockwiseReport {
 export type LrSchedule = "constant" | "cosine";
 export const LR_SCHEDULES: readonly LrSchedule[] = ["constant", "cosine"];
 
-/** The learning rate of step `step` (1-based) of `total` under a schedule. */
+/** The learning rate of step `step` (1-based) of `total` under a stage-2 schedule (cosine: warmup over 10 %). */
 export function scheduledLr(lr: number, schedule: LrSchedule, step: number, total: number): number {
   if (schedule === "constant") return lr;
-  const warmup = Math.max(1, Math.round(0.1 * total));
-  if (step <= warmup) return (lr * step) / warmup;
-  const t = (step - warmup) / Math.max(1, total - warmup);
-  return 0.5 * lr * (1 + Math.cos(Math.PI * Math.min(1, t)));
+  return lrAt(lr, "cosine", Math.max(1, Math.round(0.1 * total)), step, total);
 }
 
 export interface BlockwiseSettings {

@@ -177,6 +177,13 @@ export class CpuBackend implements Backend {
     return new CpuTensor(data, shape);
   }
 
+  assign(t: Tensor, data: Float32Array): void {
+    const d = f32(t, "assign target");
+    if (d.length !== data.length)
+      throw new BackendError("backend.shape", `assign: ${data.length} values for a tensor of ${d.length}`);
+    d.set(data);
+  }
+
   zeros(shape: Shape): Tensor {
     return new CpuTensor(new Float32Array(numel(shape)), shape);
   }

@@ -232,6 +232,17 @@ export class WebGpuBackend implements Backend {
     return t;
   }
 
+  assign(t: Tensor, data: Float32Array): void {
+    const g = this.own(t, "assign target");
+    if (numel(t.shape) !== data.length)
+      throw new BackendError("backend.shape", `assign: ${data.length} values for a tensor of ${numel(t.shape)}`);
+    this.record({
+      kind: "upload",
+      dst: g.storage,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(),
+    });
+  }
+
   uploadInt(data: Int32Array, shape: Shape): Tensor {
     checkUpload(data, shape);
     const copy = data.slice(); // the caller may reuse its array before the batch is submitted
