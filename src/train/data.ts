@@ -102,7 +102,7 @@ export function readDataset(file: string, tokenizer: Tokenizer, seqlen: number, 
       if (formatOf(rec) !== format) fail("mixed", `${file}:${line}: a ${formatOf(rec)} record in ${format} data`);
       const ex =
         format === "ids"
-          ? idsExample(rec, file, line, tokenizer)
+          ? idsExample(rec, file, line)
           : format === "instruction"
             ? instructionExample(rec, file, line, tokenizer)
             : chatExample(rec, file, line, tokenizer, template!);
@@ -138,11 +138,10 @@ function str(rec: Record<string, unknown>, key: string, file: string, line: numb
   return v;
 }
 
-function idsExample(rec: Record<string, unknown>, file: string, line: number, tokenizer: Tokenizer): Example {
+function idsExample(rec: Record<string, unknown>, file: string, line: number): Example {
   const v = rec.ids;
   if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0))
     fail("field", `${file}:${line}: "ids" must be a list of token ids`);
-  void tokenizer;
   const ids = Int32Array.from(v as number[]);
   return { ids, labels: ids };
 }
@@ -156,8 +155,9 @@ function instructionExample(rec: Record<string, unknown>, file: string, line: nu
   if (eos !== undefined) full.push(eos);
   const ids = Int32Array.from(full);
   const labels = Int32Array.from(full);
-  // the prompt's tokens carry no loss (as the reference: the first len(tokenize(prompt)) labels are ignored)
-  labels.fill(-100, 0, Math.min(p.length, labels.length));
+  // the prompt's tokens carry no loss (the reference ignores the first len(tokenize(prompt)) labels; here the
+  // tokens the prompt and the full text share, so a merge across the boundary keeps the response's first token)
+  labels.fill(-100, 0, commonPrefix(p, full));
   return { ids, labels };
 }
 
@@ -181,14 +181,23 @@ function chatExample(
   const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
   const ids = encode(template.render(messages, false));
   const labels = new Int32Array(ids.length).fill(-100);
-  // an assistant turn's tokens: between the rendering up to its prompt and the rendering through it
+  // an assistant turn's tokens: from where the rendering up to its prompt stops agreeing with the whole
+  // conversation's tokens (a generation prompt ending in a space merges with the reply's first token) to the end
+  // of the rendering through the turn
   messages.forEach((m, k) => {
     if (m.role !== "assistant") return;
-    const start = encode(template.render(messages.slice(0, k), true)).length;
+    const start = commonPrefix(encode(template.render(messages.slice(0, k), true)), ids);
     const end = Math.min(ids.length, encode(template.render(messages.slice(0, k + 1), false)).length);
     for (let t = start; t < end; t++) labels[t] = ids[t];
   });
   return { ids: Int32Array.from(ids), labels };
+}
+
+/** How many leading tokens a and b share. */
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
 }
 
 /** The example order of an epoch: a seeded permutation (the same for every method and run with that seed). */
