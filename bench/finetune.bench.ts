@@ -7,7 +7,7 @@
 import * as os from "node:os";
 import { parseArgs } from "node:util";
 import {
-  adamMoments,
+  AdamW,
   CheckpointReader,
   createBackend,
   decoderLayerForward,
@@ -39,7 +39,7 @@ const { backend: be, stats, reset } = profiled(inner);
 const reader = new CheckpointReader(be, cfg, openCheckpoint(values.stage1));
 const layer = reader.layer(0);
 const params = trainableParams(layer, "model.layers.0", false);
-const moments = adamMoments(be, params);
+const opt = new AdamW(be, params, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 });
 const tables = ropeTables(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), T);
 const ctx = {
   cos: be.upload(tables.cos, [T, cfg.headDim / 2]),
@@ -60,14 +60,7 @@ const target = be.upload(
 let step = 0;
 const train = async () => {
   step++;
-  await trainStep(be, cfg, layer, params, moments, x, target, ctx, {
-    lr: 5e-3,
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-8,
-    weightDecay: 0.1,
-    step,
-  });
+  await trainStep(be, cfg, layer, opt, x, target, ctx, 5e-3, step);
 };
 const forward = async () => {
   const { y } = decoderLayerForward(be, cfg, layer, x, ctx);

@@ -171,7 +171,7 @@ def trainable(model, which):
     names = []
     for name, p in model.named_parameters():
         keep = (which == "all" or (which == "lora" and (name.endswith(".A") or name.endswith(".B")))
-                or (which == "codebooks" and name.startswith("books.")) or (which == "norms" and (
+                or (which == "codebooks" and (name.startswith("books.") or name.endswith(".codebook"))) or (which == "norms" and (
                     name.endswith(".n1") or name.endswith(".n2") or name == "norm")))
         p.requires_grad_(keep)
         if keep:

@@ -2,6 +2,7 @@
 // cross-entropy, model backward with recomputed activations, AdamW) on one model for one trainable set, batch 1.
 // bench/train_vs_torch.sh runs it alternately with bench/torch_train.py (the same recipe in PyTorch).
 //   npx tsx bench/train.bench.ts --model DIR --set all|lora|codebooks|norms [--seqlen 512] [--steps 6] [--warmup 2]
+//                                [--keep-activations]   (keep every layer's activations instead of recomputing them)
 // Prints one JSON line: {engine, set, seqlen, tokensPerSecond (median over steps), peakRssMiB, …}.
 
 import * as fs from "node:fs";
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "2" },
     backend: { type: "string", default: "cpu" },
     threads: { type: "string" },
+    "keep-activations": { type: "boolean" },
   },
 });
 const T = Number(values.seqlen);
@@ -48,7 +50,9 @@ for (let s = 0; s < warm + steps; s++) {
   const w = Int32Array.from(ids.slice(s * T, (s + 1) * T));
   const t0 = performance.now();
   const acc = new GradAccumulator(be);
-  await batchGradients(model, { ids: w, labels: w, B: 1, T }, { kind: "ce" }, trainable, acc);
+  await batchGradients(model, { ids: w, labels: w, B: 1, T }, { kind: "ce" }, trainable, acc, {
+    keepActivations: values["keep-activations"] === true,
+  });
   opt.step(acc, 1e-4, s + 1);
   acc.dispose();
   // the step is done when its results are readable
@@ -64,6 +68,7 @@ console.log(
     device: be.describe(),
     set,
     seqlen: T,
+    keepActivations: values["keep-activations"] === true,
     trainableParams,
     stepSeconds: median,
     tokensPerSecond: T / median,

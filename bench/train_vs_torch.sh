@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput and peak RSS, cluscomp's engine (bench/train.bench.ts, CPU fast tier) against PyTorch
-# (bench/torch_train.py, Debian's python3-torch: apt-get install python3-torch) on llama-en-26m, seqlen 512,
+# (bench/torch_train.py, Debian's python3-torch: apt-get install python3-torch libopenblas0-pthread — without
+# OpenBLAS, Debian's torch runs on the reference BLAS at ~3.5 GFLOP/s) on llama-en-26m, seqlen 512,
 # batch 1, cross-entropy + AdamW, for each trainable set, the two engines alternating run by run (the machine is
 # shared), both on THREADS threads. Codebooks train on a 2.5-bpw block-shared ClusComp copy (made once).
 #   bash bench/train_vs_torch.sh [rounds] [seqlen]      → OUT/results.jsonl and a table of medians and ratios

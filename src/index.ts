@@ -201,6 +201,7 @@ export {
 } from "./train/blockwise.js";
 export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
 export { type DataFormat, type Dataset, type Example, epochOrder, padBatch, readDataset } from "./train/data.js";
+export { type GenerateDataOptions, generateDistillationData } from "./train/generate_data.js";
 export { type Batch, type BatchResult, batchGradients, type GradientOptions } from "./train/gradients.js";
 export { type TrainOptions, type TrainProgress, type TrainReport, trainModel } from "./train/loop.js";
 export {
@@ -230,7 +231,6 @@ export {
 export { ActivationStream } from "./train/stream.js";
 export { alpacaPrompt, type ChatMessage, ChatTemplate } from "./train/templates.js";
 export {
-  adamMoments,
   collectLayerGrads,
   GradAccumulator,
   layerGradRequest,

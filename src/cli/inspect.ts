@@ -59,9 +59,14 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       `finetuning   ${
         f
           ? `${String(f.method)}: ${String(f.calib_samples)} windows × ${String(f.calib_seqlen)} tokens of ${String(f.calib)}, ${String(f.epochs)} epochs, lr ${String(f.lr)}${f.train_norms ? ", norms" : ""}`
-          : "none (stage 1 only)"
+          : "none (no stage 2)"
       }`,
     );
+    const t = q.train;
+    if (t)
+      lines.push(
+        `training     end to end: ${Array.isArray(t.train) ? t.train.join("+") : String(t.train)}, loss ${String(t.loss)}, ${String(t.steps)} steps at lr ${String(t.lr)} on ${String(t.data)}`,
+      );
   }
   lines.push("", "group      tensors  params      stored      dtypes");
   for (const [name, g] of Object.entries(s.groups)) {

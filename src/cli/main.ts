@@ -8,6 +8,7 @@ import { DECOMPRESS_HELP, decompressCommand } from "./decompress.js";
 import { EVAL_HELP, evalCommand } from "./eval.js";
 import { FINETUNE_HELP, finetuneCommand } from "./finetune.js";
 import { GENERATE_HELP, generateCommand } from "./generate.js";
+import { GENERATE_DATA_HELP, generateDataCommand } from "./generate_data.js";
 import { INSPECT_HELP, inspectCommand } from "./inspect.js";
 import { TRAIN_HELP, trainCommand } from "./train.js";
 
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   compare: { run: compareCommand, help: COMPARE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
+  "generate-data": { run: generateDataCommand, help: GENERATE_DATA_HELP },
 };
 
 const HELP = `cluscomp — ClusComp LLM compression in TypeScript
@@ -35,6 +37,7 @@ commands:
   compare    compress with several settings, evaluate each: table + bits-vs-perplexity plot
   eval       perplexity of a text file; KL divergence and top-1 agreement against a reference model
   generate   continue a prompt (greedy or sampled), streaming to stdout
+  generate-data  self-generated distillation data from a teacher (for train --loss kd)
 
 --model takes a directory or a Hugging Face hub id found in the local Hugging Face cache.
 Every compute command takes --backend (auto | cpu | webgpu | reference) and --threads N.

@@ -59,6 +59,8 @@ export const TRAIN_HELP = `cluscomp train --model DIR --data FILE --out DIR --tr
                        N windows of --seqlen)
   --checkpoint-every N checkpoint into OUT.work every N steps (default 50); --resume continues from it
   --resume             continue an interrupted run (same options): the result is the uninterrupted run's
+  --keep-activations   keep every layer's activations instead of recomputing them from the layer's input in the
+                       backward: ~30 % faster, activation memory ~L× larger
 ${BACKEND_HELP}
   --json               print the report as one JSON object on stdout`;
 
@@ -91,6 +93,7 @@ const TRAIN_OPTIONS = {
   "eval-windows": { type: "string" },
   "checkpoint-every": { type: "string" },
   resume: { type: "boolean" },
+  "keep-activations": { type: "boolean" },
   json: { type: "boolean" },
   ...BACKEND_OPTION,
 } as const;
@@ -166,6 +169,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     evalWindows: a.values["eval-windows"] === undefined ? undefined : intOpt(a, "eval-windows", 1, 1),
     checkpointEvery: intOpt(a, "checkpoint-every", 50, 0),
     resume: flag(a, "resume"),
+    keepActivations: flag(a, "keep-activations"),
     allowUnusedTensors: allowUnused(a),
     onProgress: (p) => {
       bar ??= new ProgressBar({ label: "train", total: p.steps, unit: "steps", initial: p.step - 1 });

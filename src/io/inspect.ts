@@ -36,6 +36,8 @@ export interface QuantizationSummary {
   centroidDtype?: string;
   /** Stage 2's recorded settings, when the codebooks were tuned. */
   finetune?: Record<string, unknown>;
+  /** End-to-end training's record (cluscomp train), when there was any. */
+  train?: Record<string, unknown>;
 }
 
 export interface ModelSummary {
@@ -136,6 +138,7 @@ export function inspectModel(dir: string): ModelSummary {
       ...(typeof q.finetune === "object" && q.finetune !== null
         ? { finetune: q.finetune as Record<string, unknown> }
         : {}),
+      ...(typeof q.train === "object" && q.train !== null ? { train: q.train as Record<string, unknown> } : {}),
     };
   }
   return { dir, config, contextLength: config.maxPositionEmbeddings, params, bytes, groups, quantization };

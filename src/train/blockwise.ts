@@ -36,9 +36,9 @@ import { checkCheckpoint } from "../model/tensors.js";
 import { type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { Rng } from "../tensor/rng.js";
 import { calibrationWindows, readCalibrationText } from "./calibration.js";
-import { lrAt } from "./optimizer.js";
+import { AdamW, lrAt } from "./optimizer.js";
 import { ActivationStream } from "./stream.js";
-import { adamMoments, type TrainableParam, trainableParams, trainStep } from "./trainable.js";
+import { type TrainableParam, trainableParams, trainStep } from "./trainable.js";
 
 export interface BlockwiseOptions {
   /** Calibration text (.txt) or documents (.jsonl). */
@@ -527,7 +527,7 @@ async function trainBlock(
 ): Promise<number[]> {
   const T = o.seqlen;
   const C = cfg.hiddenSize;
-  const moments = adamMoments(be, params);
+  const opt = new AdamW(be, params, { beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay });
   const epochLosses: number[] = [];
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
@@ -539,8 +539,7 @@ async function trainBlock(
       const target = be.upload(targets.read(s).slice(), [1, T, C]);
       step++;
       const lr = scheduledLr(o.lr, o.lrSchedule, step, o.epochs * o.samples);
-      const hp = { lr, beta1: BETAS[0], beta2: BETAS[1], eps: ADAM_EPS, weightDecay: o.weightDecay, step };
-      const loss = await trainStep(be, cfg, layer, params, moments, x, target, ctx, hp);
+      const loss = await trainStep(be, cfg, layer, opt, x, target, ctx, lr, step);
       if (!Number.isFinite(loss)) {
         fail(
           "finetune.non_finite",
@@ -554,10 +553,7 @@ async function trainBlock(
     }
     epochLosses.push(sum / order.length);
   }
-  for (const mv of moments) {
-    be.dispose(mv.m);
-    be.dispose(mv.v);
-  }
+  opt.dispose();
   return epochLosses;
 }
 

@@ -74,6 +74,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Positions of logits computed at a time. */
   chunk?: number;
+  /** Keep every layer's activations instead of recomputing them in the backward: faster, more memory. */
+  keepActivations?: boolean;
   allowUnusedTensors?: boolean;
   onProgress?: (p: TrainProgress) => void;
 }
@@ -288,7 +290,11 @@ export async function trainModel(be: Backend, modelDir: string, out: string, o: 
           return data.examples[epochOrder(N, o.seed, Math.floor(i / N))[i % N]];
         });
         const b = padBatch(examples, pad);
-        const r = await batchGradients(model, b, o.loss, trainable, acc, { teacher, chunk: o.chunk });
+        const r = await batchGradients(model, b, o.loss, trainable, acc, {
+          teacher,
+          chunk: o.chunk,
+          keepActivations: o.keepActivations,
+        });
         if (!Number.isFinite(r.loss))
           throw new ModelError(
             "train.non_finite",

@@ -4,7 +4,7 @@
 // that reads it, shared codebooks across layers included; LoRA A and B come with their linear; dense weights and
 // norms as they are), accumulated over layers and micro-batches.
 
-import type { AdamWParams, Backend, Tensor } from "../backend/backend.js";
+import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError, UsageError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import {
@@ -21,6 +21,7 @@ import {
 import type { Linear } from "../model/linear.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { ModelGradRequest } from "../model/llama_backward.js";
+import type { AdamW } from "./optimizer.js";
 
 /** What end-to-end training may train (combinable): ClusComp codebooks, RMSNorm weights, LoRA adapters, everything. */
 export const TRAIN_SETS = ["codebooks", "norms", "lora", "all"] as const;
@@ -154,37 +155,30 @@ export function trainableGrads(
   });
 }
 
-/** AdamW's moment buffers, one pair per parameter (zeros). */
-export function adamMoments(be: Backend, params: TrainableParam[]): { m: Tensor; v: Tensor }[] {
-  return params.map((p) => ({ m: be.zeros(p.tensor.shape), v: be.zeros(p.tensor.shape) }));
-}
-
 /**
  * One training step of a compressed layer: forward with saved activations, MSE against `target`, layer backward
- * (only the gradients the parameters need), an AdamW update of every parameter (step number `hp.step`). Frees
- * everything it made and returns the loss before the update.
+ * (only the gradients the parameters need), an update of every parameter by `opt` (learning rate `lr`, step number
+ * `step`, 1-based). Frees everything it made and returns the loss before the update.
  */
 export async function trainStep(
   be: Backend,
   cfg: ModelConfig,
   layer: DecoderLayer,
-  params: TrainableParam[],
-  moments: { m: Tensor; v: Tensor }[],
+  opt: AdamW,
   x: Tensor,
   target: Tensor,
   ctx: LayerContext,
-  hp: AdamWParams,
+  lr: number,
+  step: number,
 ): Promise<number> {
+  const params = opt.params;
   const trainable = paramSet(params);
   const { y, saved } = decoderLayerForward(be, cfg, layer, x, ctx, true);
   const { loss, grad } = be.mse(y, target);
   const grads = decoderLayerBackward(be, cfg, layer, saved!, grad, ctx, layerGradRequest(layer, trainable));
   const acc = new GradAccumulator(be);
   collectLayerGrads(be, layer, grads, trainable, acc);
-  params.forEach((p, j) => {
-    const g = acc.get(p.tensor);
-    if (g) be.adamw(p.tensor, g, moments[j].m, moments[j].v, hp);
-  });
+  opt.step(acc, lr, step);
   const value = (await be.read(loss))[0];
   acc.dispose();
   for (const t of [y, loss, grad, grads.dx]) be.dispose(t);

@@ -125,6 +125,65 @@ describe("cli train", () => {
     expect(g.code, g.stderr).toBe(0);
   });
 
+  it("generate-data writes seeded token-id samples that train reads for distillation", () => {
+    const f = path.join(root, "gen.jsonl");
+    const r = cli(
+      "generate-data",
+      "--model",
+      EXAMPLE,
+      "--out",
+      f,
+      "--samples",
+      "3",
+      "--seqlen",
+      "40",
+      "--seed",
+      "4",
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const lines = fs
+      .readFileSync(f, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).ids as number[]);
+    expect(lines).toHaveLength(3);
+    for (const ids of lines) {
+      expect(ids.length).toBeGreaterThan(5);
+      expect(ids.length).toBeLessThanOrEqual(40);
+      expect(ids.slice(0, -1)).not.toContain(2); // an end-of-sequence token only ends a sample
+    }
+    const f2 = path.join(root, "gen2.jsonl");
+    expect(
+      cli("generate-data", "--model", EXAMPLE, "--out", f2, "--samples", "3", "--seqlen", "40", "--seed", "4").code,
+    ).toBe(0);
+    expect(fs.readFileSync(f2, "utf8")).toBe(fs.readFileSync(f, "utf8"));
+    expect(cli("generate-data", "--model", EXAMPLE, "--out", f2, "--samples", "3").code).toBe(2); // exists
+    const t = cli(
+      "train",
+      "--model",
+      q3,
+      "--data",
+      f,
+      "--out",
+      path.join(root, "kd"),
+      "--train",
+      "codebooks",
+      "--loss",
+      "kd",
+      "--teacher",
+      EXAMPLE,
+      "--seqlen",
+      "40",
+      "--epochs",
+      "2",
+      "--lr",
+      "1e-3",
+    );
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/trained codebooks .* for 6 steps on 3 ids examples/);
+  });
+
   it("flags that do not apply are usage errors (exit 2), before any work", () => {
     const base = ["train", "--model", EXAMPLE, "--data", data, "--out", path.join(root, "never")];
     const cases: [string[], RegExp][] = [

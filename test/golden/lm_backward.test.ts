@@ -4,7 +4,7 @@
 // backend; recomputing the layers' activations gives the gradients that keeping them gives.
 
 import { describe, expect, it } from "vitest";
-import { loadModel } from "../../src/index.js";
+import { CpuBackend, loadModel } from "../../src/index.js";
 import { batchGradients } from "../../src/train/gradients.js";
 import { GradAccumulator, modelTrainableParams, paramSet } from "../../src/train/trainable.js";
 import { goldenBackends, reportWebGpuSkip } from "../helpers/backends.js";
@@ -13,9 +13,9 @@ import { expectRelClose, Golden, hasShared, MODELS, type SharedModel } from "../
 reportWebGpuSkip("model backward goldens");
 
 describe.runIf(hasShared())("model backward vs PyTorch (lmgrad)", () => {
-  for (const be of goldenBackends()) {
+  for (const be of [new CpuBackend({ tier: "reference" }), ...goldenBackends()]) {
     for (const name of ["stories260K", "llama-en-26m"] as SharedModel[]) {
-      it(`${name} on ${be.name}: the loss and every lmgrad.* parameter gradient`, async () => {
+      it(`${name} on ${be.name} (${be.describe()}): the loss and every lmgrad.* parameter gradient`, async () => {
         const golden = new Golden(name);
         const { model } = loadModel(MODELS[name], be);
         const ids = golden.i32("input_ids");
