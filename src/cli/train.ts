@@ -136,6 +136,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const backend = await backendFromArgs(a, "train", teacher ? [modelDir, teacher] : [modelDir]);
   let bar: ProgressBar | null = null;
   const evalLines: string[] = [];
+  let seen = 0;
+  const start = performance.now();
   const report = await trainModel(backend, modelDir, out, {
     data,
     sets: sets as TrainSet[],
@@ -174,9 +176,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
     onProgress: (p) => {
       bar ??= new ProgressBar({ label: "train", total: p.steps, unit: "steps", initial: p.step - 1 });
       if (p.evalPpl !== undefined) evalLines.push(`step ${p.step}: held-out perplexity ${p.evalPpl.toFixed(4)}`);
+      seen += p.tokens;
+      const tps = seen / Math.max((performance.now() - start) / 1000, 1e-9);
       bar.update(
         p.step,
-        `loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)} |g| ${p.gradNorm.toFixed(3)}${p.evalPpl === undefined ? "" : ` ppl ${p.evalPpl.toFixed(3)}`}`,
+        `loss ${p.loss.toFixed(4)} ${tps.toFixed(0)} tok/s lr ${p.lr.toExponential(2)} |g| ${p.gradNorm.toFixed(3)}${p.evalPpl === undefined ? "" : ` ppl ${p.evalPpl.toFixed(3)}`}`,
       );
     },
   });

@@ -6,12 +6,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  attachLora,
   CpuBackend,
   compressModel,
   loadAdapter,
   loadModel,
   loadTokenizer,
+  loraLinears,
+  Rng,
   readDataset,
+  saveAdapter,
   type TrainOptions,
   trainModel,
 } from "../../src/index.js";
@@ -155,6 +159,27 @@ describe("data formats", () => {
 });
 
 describe("adapters", () => {
+  it("saved in PEFT's layout and loaded back, an adapter gives the in-memory model's logits exactly", async () => {
+    const { model } = loadModel(EXAMPLE, be);
+    attachLora(model, { rank: 3, alpha: 5, targets: ["k", "o", "gate"] }, 11);
+    const rng = new Rng(12);
+    for (const { lin } of loraLinears(model)) {
+      const B = lin.lora!.B;
+      lin.lora!.B = be.upload(
+        Float32Array.from({ length: B.shape[0] * B.shape[1] }, () => 0.1 * rng.normal()),
+        B.shape,
+      );
+    }
+    const ids = Int32Array.from([1, 7, 300, 45, 9]);
+    const inMemory = await be.read(model.forward(ids, 1, 5).logits);
+    const dir = path.join(root, "saved-adapter");
+    await saveAdapter(model, { rank: 3, alpha: 5, targets: ["k", "o", "gate"] }, dir, EXAMPLE);
+    const { model: fresh } = loadModel(EXAMPLE, be);
+    const s = loadAdapter(fresh, dir);
+    expect(s).toEqual({ rank: 3, alpha: 5, targets: ["k", "o", "gate"] });
+    expect(Array.from(await be.read(fresh.forward(ids, 1, 5).logits))).toEqual(Array.from(inMemory));
+  });
+
   it("a PEFT-layout adapter written by train loads back to the in-memory model's logits", async () => {
     const out = path.join(root, "adapter");
     const text = path.join(root, "text.txt");
