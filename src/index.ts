@@ -83,6 +83,7 @@ export {
   UsageError,
 } from "./errors.js";
 export { type DivergenceResult, divergence } from "./eval/divergence.js";
+export { type ExactMatchOptions, type ExactMatchResult, exactMatch } from "./eval/exact_match.js";
 export { type PerplexityOptions, type PerplexityResult, perplexity } from "./eval/perplexity.js";
 export { bitsPerplexitySvg, type ComparisonRow, resultsTable } from "./eval/report.js";
 export {
@@ -200,7 +201,16 @@ export {
   scheduledLr,
 } from "./train/blockwise.js";
 export { type CalibrationOptions, calibrationWindows, readCalibrationText } from "./train/calibration.js";
-export { type DataFormat, type Dataset, type Example, epochOrder, padBatch, readDataset } from "./train/data.js";
+export {
+  type DataFormat,
+  type Dataset,
+  type Example,
+  epochOrder,
+  padBatch,
+  readDataset,
+  readTaskFile,
+  type TaskItem,
+} from "./train/data.js";
 export { type GenerateDataOptions, generateDistillationData } from "./train/generate_data.js";
 export { type Batch, type BatchResult, batchGradients, type GradientOptions } from "./train/gradients.js";
 export { type TrainOptions, type TrainProgress, type TrainReport, trainModel } from "./train/loop.js";

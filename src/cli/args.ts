@@ -1,12 +1,16 @@
 // Shared option parsing for the commands: typed getters over node:util parseArgs with usage errors that name
 // the flag.
 
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { parseArgs } from "node:util";
 import type { Backend } from "../backend/backend.js";
 import { createBackend } from "../backend/registry.js";
 import { UsageError } from "../errors.js";
 import { checkOutputDir } from "../io/atomic.js";
+import type { LlamaModel } from "../model/llama.js";
 import { checkModelDir } from "../model/load.js";
+import { ADAPTER_CONFIG, loadAdapter } from "../train/lora.js";
 
 /** Throws the usage error (exit code 2). */
 export function usage(code: string, message: string): never {
@@ -112,4 +116,20 @@ export function backendFromArgs(a: ParsedArgs, command: string, modelDirs: strin
   const name = str(a, "backend", command);
   for (const dir of modelDirs) warnUnused(dir, checkModelDir(dir, { allowUnused: allowUnused(a) }).unused);
   return createBackend(name, { threads });
+}
+
+/**
+ * Applies --adapter DIR to the model; without it, a model directory that holds a LoRA adapter of its own (what
+ * `train --train codebooks,lora` writes) gets a note on stderr, so nobody evaluates it without its adapter unaware.
+ */
+export function applyAdapter(a: ParsedArgs, model: LlamaModel, dir: string): void {
+  const adapter = optStr(a, "adapter");
+  if (adapter !== undefined) {
+    loadAdapter(model, adapter);
+    return;
+  }
+  if (fs.existsSync(path.join(dir, ADAPTER_CONFIG)))
+    process.stderr.write(
+      `note: ${dir} holds a LoRA adapter (${ADAPTER_CONFIG}) trained with it; add --adapter ${dir} to apply it\n`,
+    );
 }

@@ -5,7 +5,6 @@ import {
   decodeUtf8,
   GENERATE_DEFAULTS,
   generate,
-  loadAdapter,
   loadModel,
   loadTokenizer,
   readTextFile,
@@ -13,6 +12,7 @@ import {
 } from "../index.js";
 import {
   allowUnused,
+  applyAdapter,
   BACKEND_HELP,
   BACKEND_OPTION,
   backendFromArgs,
@@ -102,8 +102,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (options.stop.some((s) => s === "")) usage("usage.value", "--stop strings must not be empty");
   const backend = await backendFromArgs(a, "generate", [dir]);
   const { model } = loadModel(dir, backend, { allowUnused: allowUnused(a) });
-  const adapter = optStr(a, "adapter");
-  if (adapter !== undefined) loadAdapter(model, adapter);
+  applyAdapter(a, model, dir);
   const tokenizer = loadTokenizer(dir);
   const r = await generate(model, tokenizer, prompt, {
     ...options,

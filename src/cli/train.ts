@@ -9,6 +9,7 @@ import {
   SCHEDULES,
   type Schedule,
   TRAIN_SETS,
+  type TrainReport,
   type TrainSet,
   trainModel,
 } from "../index.js";
@@ -28,14 +29,23 @@ import {
 } from "./args.js";
 import { ProgressBar } from "./progress.js";
 
+const OUTPUT_WORDS: Record<TrainReport["output"], string> = {
+  adapter: "a LoRA adapter",
+  merged: "a dense model with the adapters merged",
+  checkpoint: "the trained model",
+  "checkpoint+adapter": "the trained model and its LoRA adapter",
+};
+
 export const TRAIN_HELP = `cluscomp train --model DIR --data FILE --out DIR --train SETS [options]
   Trains a model end to end (dense, ClusComp or RTN) and writes the result: a LoRA adapter in PEFT's layout
-  (--train lora), a dense model with the adapters merged (--merge), or the model with its trained tensors.
+  (--train lora), a dense model with the adapters merged (--merge), or the model with its trained tensors (with
+  lora and other sets: and the adapter beside them, applied with eval/generate --adapter OUT).
   --train SETS         comma-separated: codebooks (ClusComp centroids) | norms (RMSNorm weights) | lora |
                        all (every weight of a dense model: full finetuning)
   --data FILE          .txt (cut into windows of --seqlen), .jsonl of {"text"}, {"instruction","input","output"}
-                       (Alpaca template, loss on the response), {"messages"} (the model's chat template, loss on
-                       the assistant turns) or {"ids"} (token ids, e.g. from cluscomp generate-data)
+                       (Alpaca template, loss on the response), {"prompt","completion"} (loss on the completion),
+                       {"messages"} (the model's chat template, loss on the assistant turns) or {"ids"} (token
+                       ids, e.g. from cluscomp generate-data)
   --loss L             ce (default: next-token cross-entropy) | kd (distillation from --teacher) | kd+ce
   --teacher DIR        the teacher model for kd (same vocabulary), e.g. the full-precision original
   --temperature T      distillation temperature (default 1)
@@ -199,7 +209,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     ...(report.pplBefore !== undefined
       ? [`held-out perplexity ${report.pplBefore.toFixed(4)} before → ${report.pplAfter?.toFixed(4)} after`]
       : []),
-    `${report.tokens.toLocaleString("en-US")} tokens in ${report.seconds.toFixed(1)}s (${tps.toFixed(0)} tok/s), peak RSS ${peakRssMiB.toFixed(0)} MiB; wrote ${report.output === "adapter" ? "a LoRA adapter" : report.output === "merged" ? "a dense model with the adapters merged" : "the trained model"} to ${out}`,
+    `${report.tokens.toLocaleString("en-US")} tokens in ${report.seconds.toFixed(1)}s (${tps.toFixed(0)} tok/s), peak RSS ${peakRssMiB.toFixed(0)} MiB; wrote ${OUTPUT_WORDS[report.output]} to ${out}${report.output === "checkpoint+adapter" ? ` (apply the adapter with --adapter ${out})` : ""}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }

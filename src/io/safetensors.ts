@@ -332,6 +332,9 @@ export const INDEX_FILE = "model.safetensors.index.json";
  * Opens the weights of a Hugging Face model directory: `model.safetensors.index.json` (sharded) if present,
  * else every `*.safetensors` file in the directory.
  */
+/** PEFT's adapter weights: beside a model (a model trained with its adapter) they are not one of its shards. */
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+
 export function openCheckpoint(dir: string): ShardedSource {
   const indexPath = path.join(dir, INDEX_FILE);
   if (fs.existsSync(indexPath)) return openIndexed(dir, indexPath);
@@ -339,7 +342,7 @@ export function openCheckpoint(dir: string): ShardedSource {
   try {
     files = fs
       .readdirSync(dir)
-      .filter((f) => f.endsWith(".safetensors"))
+      .filter((f) => f.endsWith(".safetensors") && f !== ADAPTER_WEIGHTS)
       .sort();
   } catch {
     throw new SafetensorsError("safetensors.missing", `${dir}: not a readable directory`);

@@ -5,6 +5,7 @@
 //   .jsonl of {"instruction", "input"?, "output"}: the Alpaca prompt + the output + EOS; loss on the response only.
 //   .jsonl of {"messages": [{role, content}, …]}: rendered with the model's chat_template (train/templates.ts);
 //        loss on the assistant turns.
+//   .jsonl of {"prompt", "completion"}: the prompt + the completion + EOS; loss on the completion (+ EOS) only.
 //   .jsonl of {"ids": [..]}: token ids as they are (what `cluscomp generate-data` writes); loss everywhere.
 // An example longer than seqlen is an error naming its line (never a silent truncation).
 
@@ -20,7 +21,7 @@ export interface Example {
   labels: Int32Array;
 }
 
-export type DataFormat = "text" | "instruction" | "chat" | "ids";
+export type DataFormat = "text" | "instruction" | "completion" | "chat" | "ids";
 
 export interface Dataset {
   format: DataFormat;
@@ -55,6 +56,7 @@ function formatOf(rec: Record<string, unknown>): DataFormat {
   if ("ids" in rec) return "ids";
   if ("messages" in rec) return "chat";
   if ("instruction" in rec) return "instruction";
+  if ("prompt" in rec) return "completion";
   return "text";
 }
 
@@ -105,7 +107,9 @@ export function readDataset(file: string, tokenizer: Tokenizer, seqlen: number, 
           ? idsExample(rec, file, line)
           : format === "instruction"
             ? instructionExample(rec, file, line, tokenizer)
-            : chatExample(rec, file, line, tokenizer, template!);
+            : format === "completion"
+              ? promptExample(str(rec, "prompt", file, line), str(rec, "completion", file, line), tokenizer)
+              : chatExample(rec, file, line, tokenizer, template!);
       if (ex.ids.length > seqlen) tooLong(file, line, ex.ids.length, seqlen);
       if (ex.ids.length < 2 || countTargets(ex.labels) === 0)
         fail("no_targets", `${file}:${line}: the example has nothing to learn (no response tokens)`);
@@ -148,7 +152,11 @@ function idsExample(rec: Record<string, unknown>, file: string, line: number): E
 
 function instructionExample(rec: Record<string, unknown>, file: string, line: number, tokenizer: Tokenizer): Example {
   const prompt = alpacaPrompt(str(rec, "instruction", file, line), str(rec, "input", file, line, true));
-  const output = str(rec, "output", file, line);
+  return promptExample(prompt, str(rec, "output", file, line), tokenizer);
+}
+
+/** prompt + output + EOS with the loss on the output and EOS only. */
+function promptExample(prompt: string, output: string, tokenizer: Tokenizer): Example {
   const p = tokenizer.encode(prompt);
   const full = [...tokenizer.encode(prompt + output)];
   const eos = tokenizer.eosTokenIds[0];
@@ -225,4 +233,27 @@ export function padBatch(
     labels.set(e.labels, b * T);
   });
   return { ids, labels, B, T };
+}
+
+/** A {"prompt", "completion"} record of an evaluation task. */
+export interface TaskItem {
+  prompt: string;
+  completion: string;
+}
+
+/** Reads a .jsonl file of {"prompt", "completion"} records (the task format of `cluscomp eval --task`). */
+export function readTaskFile(file: string, what = "--task"): TaskItem[] {
+  if (!file.endsWith(".jsonl")) fail("format", `${what} ${file}: expected a .jsonl file of {"prompt", "completion"}`);
+  const bytes = readRegularFile(file, MAX_DATA_BYTES, (code, msg) =>
+    fail(code, code === "missing" ? `${what} ${file}: no such file` : `${what} ${msg}`),
+  );
+  const recs = records(decodeUtf8(bytes, `${what} ${file}`), file);
+  if (recs.length === 0) fail("empty", `${what} ${file} holds no records`);
+  return recs.map(({ line, rec }) => {
+    const prompt = str(rec, "prompt", file, line);
+    const completion = str(rec, "completion", file, line);
+    if (prompt === "") fail("field", `${file}:${line}: "prompt" is empty`);
+    if (completion.trim() === "") fail("field", `${file}:${line}: "completion" is empty`);
+    return { prompt, completion };
+  });
 }

@@ -35,7 +35,7 @@ import { loadModel } from "../model/load.js";
 import { type DType, fromFloat32 } from "../tensor/dtype.js";
 import { epochOrder, padBatch, readDataset } from "./data.js";
 import { batchGradients } from "./gradients.js";
-import { attachLora, type LoraSettings, mergeLora, saveAdapter } from "./lora.js";
+import { adapterWriter, attachLora, type LoraSettings, mergeLora, saveAdapter } from "./lora.js";
 import type { LossSpec } from "./losses.js";
 import { ADAMW_DEFAULTS, AdamW, clipGradients, lrAt, type Schedule } from "./optimizer.js";
 import { GradAccumulator, modelTrainableParams, paramSet, type TrainableParam, type TrainSet } from "./trainable.js";
@@ -105,7 +105,12 @@ export interface TrainReport {
   pplAfter?: number;
   seconds: number;
   resumedFrom?: number;
-  output: "adapter" | "checkpoint" | "merged";
+  /**
+   * adapter: a PEFT adapter over the unchanged base (--train lora alone); merged: a dense model with the adapters
+   * folded in; checkpoint: the model with its trained tensors; checkpoint+adapter: lora with other sets — the
+   * model with its trained tensors and, in the same directory, the adapter trained with them.
+   */
+  output: "adapter" | "checkpoint" | "merged" | "checkpoint+adapter";
 }
 
 interface Resolved {
@@ -333,23 +338,32 @@ export async function trainModel(be: Backend, modelDir: string, out: string, o: 
       pplAfter,
       seconds: (performance.now() - t0) / 1000,
       resumedFrom,
-      output: o.sets.includes("lora") ? (o.merge ? "merged" : "adapter") : "checkpoint",
+      output: outputKind(o),
     };
     const record = { options: resolved, report: { ...report, seconds: undefined } };
-    if (o.sets.includes("lora") && !o.merge) {
+    if (report.output === "adapter") {
       await saveAdapter(model, o.lora!, outDir, resolved.model);
       writeFileAtomic(path.join(outDir, "train.json"), `${JSON.stringify(record, null, 2)}\n`);
-    } else if (o.merge) {
+    } else if (report.output === "merged") {
       mergeLoraInto(model);
       await writeDense(model, modelDir, outDir, record);
     } else {
-      await writeTrained(model, modelDir, outDir, params, record);
+      // the adapter's base is the trained model in the same directory
+      const extra =
+        report.output === "checkpoint+adapter" ? await adapterWriter(model, o.lora!, path.resolve(outDir)) : undefined;
+      await writeTrained(model, modelDir, outDir, params, record, extra);
     }
     fs.rmSync(work, { recursive: true, force: true });
     return { ...report, seconds: (performance.now() - t0) / 1000 };
   } finally {
     opt.dispose();
   }
+}
+
+function outputKind(o: TrainOptions): TrainReport["output"] {
+  if (!o.sets.includes("lora")) return "checkpoint";
+  if (o.merge) return "merged";
+  return o.sets.length === 1 ? "adapter" : "checkpoint+adapter";
 }
 
 function mergeLoraInto(model: LlamaModel): void {
@@ -388,6 +402,7 @@ async function writeTrained(
   outDir: string,
   params: TrainableParam[],
   record: Record<string, unknown>,
+  extra?: (dir: string) => void,
 ): Promise<void> {
   const be = model.backend;
   const source = openCheckpoint(srcDir);
@@ -418,8 +433,9 @@ async function writeTrained(
     await writeDirAtomic(outDir, (dir) => {
       writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", ...(q ? { cluscomp: "1" } : {}) });
       writeFileAtomic(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-      copyCompanionFiles(srcDir, dir, ["train.json"]);
+      copyCompanionFiles(srcDir, dir, ["train.json", "adapter_config.json"]);
       writeFileAtomic(path.join(dir, "train.json"), `${JSON.stringify(record, null, 2)}\n`);
+      extra?.(dir);
     });
   } finally {
     source.close();

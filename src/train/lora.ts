@@ -5,12 +5,19 @@
 // adapter_model.safetensors with `base_model.model.<module>.lora_A.weight` / `lora_B.weight` — so PEFT and
 // transformers load them, and loaded back from it (`--adapter DIR`); `mergeLora` folds them into dense weights.
 
+import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError, UsageError } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { JSON_LIMITS, readJsonFile } from "../io/files.js";
-import { openCheckpoint, type TensorToWrite, writeSafetensors } from "../io/safetensors.js";
+import {
+  ADAPTER_WEIGHTS,
+  SafetensorsFile,
+  ShardedSource,
+  type TensorToWrite,
+  writeSafetensors,
+} from "../io/safetensors.js";
 import { LAYER_LINEARS, type LinearKey } from "../model/decoder_layer.js";
 import type { Linear } from "../model/linear.js";
 import type { LlamaModel } from "../model/llama.js";
@@ -37,7 +44,7 @@ export interface LoraSettings {
 }
 
 export const ADAPTER_CONFIG = "adapter_config.json";
-export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export { ADAPTER_WEIGHTS };
 
 function keyOf(module: string): LinearKey {
   return LAYER_LINEARS.find(([m]) => m === module)![1];
@@ -126,29 +133,35 @@ function adapterConfig(s: LoraSettings, base: string): Record<string, unknown> {
   };
 }
 
-/** Writes the model's adapters to `out` in PEFT's layout (atomically); values as stored, f32. */
-export async function saveAdapter(model: LlamaModel, s: LoraSettings, out: string, base: string): Promise<void> {
+/** The model's adapters as PEFT's tensors (f32, as stored), sorted by name. */
+async function adapterTensors(model: LlamaModel): Promise<TensorToWrite[]> {
   const be = model.backend;
   const tensors: TensorToWrite[] = [];
   for (const { module, lin } of loraLinears(model)) {
-    tensors.push({
-      name: loraParamName(module, "A"),
-      dtype: "F32",
-      shape: lin.lora!.A.shape,
-      data: await be.read(lin.lora!.A),
-    });
-    tensors.push({
-      name: loraParamName(module, "B"),
-      dtype: "F32",
-      shape: lin.lora!.B.shape,
-      data: await be.read(lin.lora!.B),
-    });
+    for (const which of ["A", "B"] as const) {
+      const t = lin.lora![which];
+      tensors.push({ name: loraParamName(module, which), dtype: "F32", shape: t.shape, data: await be.read(t) });
+    }
   }
-  tensors.sort((a, b) => (a.name < b.name ? -1 : 1));
-  await writeDirAtomic(out, (dir) => {
+  return tensors.sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+/**
+ * Reads the model's adapters now and returns a writer of PEFT's two files into a directory (inside an atomic
+ * directory write of the caller: the trained model and its adapter in one output).
+ */
+export async function adapterWriter(model: LlamaModel, s: LoraSettings, base: string): Promise<(dir: string) => void> {
+  const tensors = await adapterTensors(model);
+  return (dir) => {
     writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), tensors, { format: "pt" });
     writeFileAtomic(path.join(dir, ADAPTER_CONFIG), `${JSON.stringify(adapterConfig(s, base), null, 2)}\n`);
-  });
+  };
+}
+
+/** Writes the model's adapters to `out` in PEFT's layout (atomically); values as stored, f32. */
+export async function saveAdapter(model: LlamaModel, s: LoraSettings, out: string, base: string): Promise<void> {
+  const write = await adapterWriter(model, s, base);
+  await writeDirAtomic(out, write);
 }
 
 /** Reads a PEFT LoRA adapter directory onto the model's linears; returns its settings. */
@@ -179,7 +192,10 @@ export function loadAdapter(model: LlamaModel, dir: string): LoraSettings {
   if (typeof rank !== "number" || !Number.isInteger(rank) || rank < 1 || typeof alpha !== "number" || !(alpha > 0)) {
     throw new ModelError("adapter.config", `${cfgFile}: needs an integer r ≥ 1 and lora_alpha > 0`);
   }
-  const src = openCheckpoint(dir);
+  const weightsFile = path.join(dir, ADAPTER_WEIGHTS);
+  if (!fs.existsSync(weightsFile))
+    throw new ModelError("adapter.missing", `${weightsFile}: not found; an adapter directory needs ${ADAPTER_WEIGHTS}`);
+  const src = new ShardedSource([SafetensorsFile.open(weightsFile)]);
   const be = model.backend;
   const targets = new Set<LoraTarget>();
   let attached = 0;

@@ -125,6 +125,50 @@ describe("cli train", () => {
     expect(g.code, g.stderr).toBe(0);
   });
 
+  it("a prompt/completion task: train learns it and eval --task scores it by exact match", () => {
+    const item = { prompt: "Q: What is 2 plus 2?\nA:", completion: " 4" };
+    const task = path.join(root, "task.jsonl");
+    fs.writeFileSync(task, `${JSON.stringify(item)}\n`.repeat(8));
+    const score = (model: string) => {
+      const r = cli("eval", "--model", model, "--task", task, "--max-examples", "1", "--json");
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { accuracy: number; correct: number; total: number };
+    };
+    expect(score(EXAMPLE)).toMatchObject({ accuracy: 0, total: 1 });
+    const out = path.join(root, "task-model");
+    const t = cli(
+      "train",
+      "--model",
+      EXAMPLE,
+      "--data",
+      task,
+      "--out",
+      out,
+      "--train",
+      "all",
+      "--lr",
+      "1e-2",
+      "--epochs",
+      "3",
+    );
+    expect(t.code, t.stderr).toBe(0);
+    expect(score(out)).toMatchObject({ accuracy: 1, correct: 1, total: 1 });
+    const text = cli("eval", "--model", out, "--task", task);
+    expect(text.stdout).toMatch(/^accuracy 100\.00 % \(8 of 8 exact matches\)/);
+    for (const extra of [
+      ["--seqlen", "64"],
+      ["--data", TEXT],
+      ["--batch-size", "2"],
+    ]) {
+      const r = cli("eval", "--model", EXAMPLE, "--task", task, ...extra);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${extra[0]} does not apply with --task`));
+    }
+    const m = cli("eval", "--model", EXAMPLE, "--data", TEXT, "--max-examples", "3");
+    expect(m.code).toBe(2);
+    expect(m.stderr).toMatch(/--max-examples applies only with --task/);
+  });
+
   it("generate-data writes seeded token-id samples that train reads for distillation", () => {
     const f = path.join(root, "gen.jsonl");
     const r = cli(

@@ -232,6 +232,43 @@ describe("adapters", () => {
   });
 });
 
+describe("lora with other sets", () => {
+  it("writes the trained tensors and the adapter together: neither is lost", async () => {
+    const out = path.join(root, "norms-lora");
+    const text = path.join(root, "text2.txt");
+    fs.writeFileSync(
+      text,
+      fs.readFileSync(path.join(EXAMPLE, "..", "data", "tinystories-excerpt.txt"), "utf8").slice(0, 20_000),
+    );
+    const r = await trainModel(be, EXAMPLE, out, {
+      ...BASE,
+      data: text,
+      sets: ["norms", "lora"],
+      seqlen: 64,
+      maxSteps: 4,
+      lr: 1e-2,
+      lora: { rank: 2, alpha: 4, targets: ["q", "down"] },
+    });
+    expect(r.output).toBe("checkpoint+adapter");
+    const files = listTree(out);
+    for (const f of ["adapter_config.json", "adapter_model.safetensors", "config.json", "model.safetensors"])
+      expect(files).toContain(f);
+    const ids = Int32Array.from([1, 400, 29, 300, 50, 88]);
+    const logits = async (dir: string, adapter?: string) => {
+      const { model } = loadModel(dir, be);
+      if (adapter) loadAdapter(model, adapter);
+      return Array.from(await be.read(model.forward(ids, 1, 6).logits));
+    };
+    const original = await logits(EXAMPLE);
+    const trainedNorms = await logits(out);
+    const both = await logits(out, out);
+    const adapterOnOriginal = await logits(EXAMPLE, out);
+    expect(trainedNorms).not.toEqual(original); // the norms were written
+    expect(both).not.toEqual(trainedNorms); // the adapter was written
+    expect(both).not.toEqual(adapterOnOriginal);
+  });
+});
+
 function openNames(file: string): string[] {
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));

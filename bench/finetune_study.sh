@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# ClusComp's finetuning claims, measured (docs/results.md, "Finetuning a compressed model"): protocol A, domain
+# adaptation of llama-en-26m to TinyStories, every method with the same data, windows, order and optimizer.
+#   eval  the first 4,096 tokens of ../shared/data/tinystories/excerpt.txt (8 windows of 512, the golden protocol)
+#   train the same file from byte 100,074 (the first blank line after byte 100,000) to the end, tokenized on its
+#         own with BOS: 54 windows of 512; 3 epochs, a seeded permutation per epoch (seed 0 for every row), batch 1,
+#         AdamW (0.9/0.999, 1e-8, weight decay 0), 10 warmup steps then constant, clip 1.0, float32
+# Rows are "name:base:sets:lr[:extra flags, comma-separated]"; each writes a line to OUT/results.tsv (name, base,
+# trainable set, lr, trainable parameters, perplexity before, after, seconds, peak RSS MiB, tokens/s) and is
+# skipped when its line is already there, so an interrupted study resumes row by row.
+#   bash bench/finetune_study.sh [outdir]              (ROWS="…" picks rows; THREADS=N per run, default all cores)
+# Bases (made once, reused): RTN with `compress --method rtn`; ClusComp with stage 1 (`compress`) and stage 2
+# (`finetune`, the short schedule of bench/stage2_defaults.sh: 16 C4 windows × 512 × 4 epochs, lr 1e-3 constant).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-out/finetune-study}
+cli=${CLI:-node dist/cli/main.js}
+model=../shared/models/llama-en-26m
+text=../shared/data/tinystories/excerpt.txt
+calib=../shared/data/c4/excerpt.jsonl
+threads=${THREADS:-$(nproc)}
+mkdir -p "$out/bases" "$out/runs"
+
+train=$out/train.txt
+# bytes from offset 100,074 (0-based) to the end
+[ -s "$train" ] || { tail -c +100075 "$text" > "$train.tmp" && mv "$train.tmp" "$train"; }
+
+# base NAME → its directory, made on first use
+base() {
+  local name=$1 dir=$out/bases/$1
+  case $name in
+    fp) echo "$model"; return ;;
+  esac
+  if [ ! -f "$dir/config.json" ]; then
+    case $name in
+      rtn-*)
+        # rtn-<bits>g<group>
+        local spec=${name#rtn-}
+        $cli compress --backend cpu --model "$model" --out "$dir" --method rtn --bits "${spec%g*}" \
+          --group-size "${spec#*g}" > "$out/bases/$name.log" 2>&1 ;;
+      cc-*)
+        # cc-<bits>-d<vector dim>-<share>: stage 1, then stage 2
+        IFS=- read -r _ bits d share <<< "$name"
+        [ -f "$dir.s1/config.json" ] || $cli compress --backend cpu --model "$model" --out "$dir.s1" --bits "$bits" \
+          --vector-dim "${d#d}" --share "$share" > "$out/bases/$name.s1.log" 2>&1
+        $cli finetune --backend cpu --model "$model" --stage1 "$dir.s1" --out "$dir" --calib "$calib" \
+          --calib-samples 16 --calib-seqlen 512 --epochs 4 --lr 1e-3 --lr-schedule constant \
+          > "$out/bases/$name.log" 2>&1 ;;
+      *) echo "unknown base $name" >&2; exit 2 ;;
+    esac
+  fi
+  echo "$dir"
+}
+
+ROWS=${ROWS:-"fp-full:fp:all:1e-4 fp-lora64:fp:lora:3e-4:--lora-rank=64 fp-lora8:fp:lora:1e-3:--lora-rank=8
+  rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64 rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64
+  rtn2g64-lora64:rtn-2g64:lora:3e-4:--lora-rank=64
+  cc3.25-cb-1e-4:cc-3.25-d6-block:codebooks:1e-4 cc3.25-cb-3e-4:cc-3.25-d6-block:codebooks:3e-4
+  cc3.25-cb-1e-3:cc-3.25-d6-block:codebooks:1e-3"}
+
+for row in $ROWS; do
+  IFS=: read -r name basename sets lr extra <<< "$row"
+  grep -q "^$name	" "$out/results.tsv" 2>/dev/null && continue
+  dir=$(base "$basename")
+  IFS=, read -r -a flags <<< "${extra:-}"
+  rm -rf "$out/runs/$name" "$out/runs/$name.work"
+  $cli train --backend cpu --threads "$threads" --model "$dir" --data "$train" --out "$out/runs/$name" \
+    --train "$sets" --lr "$lr" --seqlen 512 --epochs 3 --batch-size 1 --warmup 10 --schedule constant --clip 1 \
+    --weight-decay 0 --seed 0 --eval-data "$text" --eval-windows 8 --keep-activations --checkpoint-every 1000 \
+    "${flags[@]}" --json > "$out/runs/$name.json" 2> "$out/runs/$name.log"
+  node -e '
+    const r = require(process.argv[1]);
+    const [name, base, sets, lr] = process.argv.slice(2);
+    console.log([name, base, sets, lr, r.trainableParams, r.pplBefore.toFixed(2), r.pplAfter.toFixed(2),
+      r.seconds.toFixed(0), r.peakRssMiB.toFixed(0), (r.tokens / r.seconds).toFixed(1)].join("\t"));
+  ' "$PWD/$out/runs/$name.json" "$name" "$basename" "$sets" "$lr" | tee -a "$out/results.tsv"
+  # the trained model is not needed after its row: keep the report, drop the weights
+  rm -rf "$out/runs/$name" "$out/runs/$name.work"
+done
