@@ -18,9 +18,12 @@ const task = arithmeticTask({
   seed: Number(values.seed ?? 0),
 });
 fs.mkdirSync(out, { recursive: true });
-for (const [name, items] of Object.entries(task)) {
+for (const [name, items] of [
+  ["train", task.train],
+  ["test", task.test],
+] as const) {
   const file = path.join(out, `${name}.jsonl`);
-  fs.writeFileSync(`${file}.tmp`, items.map((x) => JSON.stringify(x)).join("\n") + "\n");
+  fs.writeFileSync(`${file}.tmp`, `${items.map((x) => JSON.stringify(x)).join("\n")}\n`);
   fs.renameSync(`${file}.tmp`, file);
   console.log(`${file}: ${items.length} items`);
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# ClusComp's finetuning claims, measured (docs/results.md, "Finetuning a compressed model"): protocol A, domain
-# adaptation of llama-en-26m to TinyStories, every method with the same data, windows, order and optimizer.
+# ClusComp's finetuning claims, measured (docs/results.md, "Finetuning a compressed model"), on llama-en-26m with
+# the same data, order and optimizer for every method (AdamW 0.9/0.999, 1e-8, weight decay 0, 10 warmup steps
+# then constant, global-norm clip 1.0, float32, seed 0 for the data order and LoRA's initialisation).
+# PROTOCOL=A (default), domain adaptation:
 #   eval  the first 4,096 tokens of ../shared/data/tinystories/excerpt.txt (8 windows of 512, the golden protocol)
 #   train the same file from byte 100,074 (the first blank line after byte 100,000) to the end, tokenized on its
-#         own with BOS: 54 windows of 512; 3 epochs, a seeded permutation per epoch (seed 0 for every row), batch 1,
-#         AdamW (0.9/0.999, 1e-8, weight decay 0), 10 warmup steps then constant, clip 1.0, float32
-# Rows are "name:base:sets:lr[:extra flags, comma-separated]"; each writes a line to OUT/results.tsv (name, base,
-# trainable set, lr, trainable parameters, perplexity before, after, seconds, peak RSS MiB, tokens/s) and is
-# skipped when its line is already there, so an interrupted study resumes row by row.
-#   bash bench/finetune_study.sh [outdir]              (ROWS="…" picks rows; THREADS=N per run, default all cores)
+#         own with BOS: 54 windows of 512; 3 epochs (162 steps), a seeded permutation per epoch, batch 1
+# PROTOCOL=B, a task with an accuracy: the seeded arithmetic task (bench/arithmetic_task.ts: 4,000 training and
+#   500 held-out "Q: What is 47 plus 38?\nA:" → " 85" items, no operand pair shared), loss on the answer + EOS,
+#   batch 16, EPOCHS_B epochs (default 1: 250 steps); accuracy = exact match of the greedy answer
+#   (`cluscomp eval --task`) on the 500 held-out items, before and after.
+# Rows are "name:base:sets:lr[:extra flags, comma-separated]"; each writes a line to OUT/results-<protocol>.tsv
+# (name, base, trainable set, lr, trainable parameters, before, after, train seconds, peak RSS MiB, tokens/s;
+# before/after: perplexity in A, accuracy % in B) and is skipped when its line is there, so a study resumes.
+#   bash bench/finetune_study.sh [outdir]     (PROTOCOL=A|B, ROWS="…" picks rows, THREADS=N, CLI="node …")
 # Bases (made once, reused): RTN with `compress --method rtn`; ClusComp with stage 1 (`compress`) and stage 2
 # (`finetune`, the short schedule of bench/stage2_defaults.sh: 16 C4 windows × 512 × 4 epochs, lr 1e-3 constant).
 set -euo pipefail
@@ -52,28 +57,54 @@ base() {
   echo "$dir"
 }
 
-ROWS=${ROWS:-"fp-full:fp:all:1e-4 fp-lora64:fp:lora:3e-4:--lora-rank=64 fp-lora8:fp:lora:1e-3:--lora-rank=8
-  rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64 rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64
-  rtn2g64-lora64:rtn-2g64:lora:3e-4:--lora-rank=64
-  cc3.25-cb-1e-4:cc-3.25-d6-block:codebooks:1e-4 cc3.25-cb-3e-4:cc-3.25-d6-block:codebooks:3e-4
-  cc3.25-cb-1e-3:cc-3.25-d6-block:codebooks:1e-3"}
+protocol=${PROTOCOL:-A}
+results=$out/results-$protocol.tsv
+if [ "$protocol" = A ]; then
+  DEFAULT_ROWS="fp-full:fp:all:1e-4 fp-lora64:fp:lora:3e-4:--lora-rank=64 fp-lora8:fp:lora:1e-3:--lora-rank=8
+    rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64 rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64
+    rtn2g64-lora64:rtn-2g64:lora:3e-4:--lora-rank=64
+    cc3.25-cb-1e-4:cc-3.25-d6-block:codebooks:1e-4 cc3.25-cb-3e-4:cc-3.25-d6-block:codebooks:3e-4
+    cc3.25-cb-1e-3:cc-3.25-d6-block:codebooks:1e-3"
+  data=(--data "$train" --seqlen 512 --epochs 3 --batch-size 1 --eval-data "$text" --eval-windows 8)
+else
+  [ -s "$out/arith/test.jsonl" ] || npx tsx bench/arithmetic_task.ts "$out/arith" > /dev/null
+  DEFAULT_ROWS="fp-full:fp:all:1e-4 cc3.25-cb:cc-3.25-d6-block:codebooks:1e-3
+    rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64 fp-lora64:fp:lora:3e-4:--lora-rank=64"
+  data=(--data "$out/arith/train.jsonl" --seqlen 64 --epochs "${EPOCHS_B:-1}" --batch-size 16)
+fi
+ROWS=${ROWS:-$DEFAULT_ROWS}
+
+# accuracy in % of a model (and adapter) on the held-out arithmetic items
+accuracy() {
+  $cli eval --backend cpu --threads "$threads" --task "$out/arith/test.jsonl" "$@" --json 2>/dev/null \
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log((100*JSON.parse(s).accuracy).toFixed(1)))'
+}
 
 for row in $ROWS; do
   IFS=: read -r name basename sets lr extra <<< "$row"
-  grep -q "^$name	" "$out/results.tsv" 2>/dev/null && continue
+  grep -q "^$name	" "$results" 2>/dev/null && continue
   dir=$(base "$basename")
   IFS=, read -r -a flags <<< "${extra:-}"
-  rm -rf "$out/runs/$name" "$out/runs/$name.work"
-  $cli train --backend cpu --threads "$threads" --model "$dir" --data "$train" --out "$out/runs/$name" \
-    --train "$sets" --lr "$lr" --seqlen 512 --epochs 3 --batch-size 1 --warmup 10 --schedule constant --clip 1 \
-    --weight-decay 0 --seed 0 --eval-data "$text" --eval-windows 8 --keep-activations --checkpoint-every 1000 \
-    "${flags[@]}" --json > "$out/runs/$name.json" 2> "$out/runs/$name.log"
+  run=$out/runs/$protocol-$name
+  rm -rf "$run" "$run.work"
+  $cli train --backend cpu --threads "$threads" --model "$dir" --out "$run" "${data[@]}" \
+    --train "$sets" --lr "$lr" --warmup 10 --schedule constant --clip 1 --weight-decay 0 --seed 0 \
+    --keep-activations --checkpoint-every 1000 "${flags[@]}" --json > "$run.json" 2> "$run.log"
+  before= after=
+  if [ "$protocol" = B ]; then
+    [ -s "$out/B-before-$basename" ] || accuracy --model "$dir" > "$out/B-before-$basename"
+    before=$(cat "$out/B-before-$basename")
+    if [ -f "$run/config.json" ]; then model_args=(--model "$run"); else model_args=(--model "$dir"); fi
+    [ -f "$run/adapter_config.json" ] && model_args+=(--adapter "$run")
+    after=$(accuracy "${model_args[@]}")
+  fi
   node -e '
     const r = require(process.argv[1]);
-    const [name, base, sets, lr] = process.argv.slice(2);
-    console.log([name, base, sets, lr, r.trainableParams, r.pplBefore.toFixed(2), r.pplAfter.toFixed(2),
-      r.seconds.toFixed(0), r.peakRssMiB.toFixed(0), (r.tokens / r.seconds).toFixed(1)].join("\t"));
-  ' "$PWD/$out/runs/$name.json" "$name" "$basename" "$sets" "$lr" | tee -a "$out/results.tsv"
-  # the trained model is not needed after its row: keep the report, drop the weights
-  rm -rf "$out/runs/$name" "$out/runs/$name.work"
+    const [name, base, sets, lr, before, after] = process.argv.slice(2);
+    console.log([name, base, sets, lr, r.trainableParams, before || r.pplBefore.toFixed(2),
+      after || r.pplAfter.toFixed(2), r.seconds.toFixed(0), r.peakRssMiB.toFixed(0),
+      (r.tokens / r.seconds).toFixed(1)].join("\t"));
+  ' "$PWD/$run.json" "$name" "$basename" "$sets" "$lr" "$before" "$after" | tee -a "$results"
+  # the trained model is not needed after its row: keep the report and log, drop the weights
+  rm -rf "$run" "$run.work"
 done
