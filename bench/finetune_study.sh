@@ -60,11 +60,13 @@ base() {
 protocol=${PROTOCOL:-A}
 results=$out/results-$protocol.tsv
 if [ "$protocol" = A ]; then
-  DEFAULT_ROWS="fp-full:fp:all:1e-4 fp-lora64:fp:lora:3e-4:--lora-rank=64 fp-lora8:fp:lora:1e-3:--lora-rank=8
-    rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64 rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64
-    rtn2g64-lora64:rtn-2g64:lora:3e-4:--lora-rank=64
+  DEFAULT_ROWS="fp-full:fp:all:1e-4 fp-lora64:fp:lora:3e-4:--lora-rank=64
+    rtn3g128-lora64:rtn-3g128:lora:3e-4:--lora-rank=64 rtn2g64-lora64:rtn-2g64:lora:3e-4:--lora-rank=64
     cc3.25-cb-1e-4:cc-3.25-d6-block:codebooks:1e-4 cc3.25-cb-3e-4:cc-3.25-d6-block:codebooks:3e-4
-    cc3.25-cb-1e-3:cc-3.25-d6-block:codebooks:1e-3"
+    cc3.25-cb-1e-3:cc-3.25-d6-block:codebooks:1e-3 cc2.5-cb-3e-4:cc-2.5-d8-block:codebooks:3e-4
+    cc4.1-cb-3e-4:cc-4.1-d4-block:codebooks:3e-4 cc3.25-cblora8-3e-4:cc-3.25-d6-block:codebooks,lora:3e-4:--lora-rank=8
+    cc3.25-cbnorms-3e-4:cc-3.25-d6-block:codebooks,norms:3e-4 fp-lora8:fp:lora:1e-3:--lora-rank=8
+    rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64"
   data=(--data "$train" --seqlen 512 --epochs 3 --batch-size 1 --eval-data "$text" --eval-windows 8)
 else
   [ -s "$out/arith/test.jsonl" ] || npx tsx bench/arithmetic_task.ts "$out/arith" > /dev/null
