@@ -49,6 +49,15 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** Shuffles `a` in place (Fisher–Yates from the last element down, one int draw per step) and returns it. */
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  }
+
   /** Standard normal (Box–Muller). */
   normal(): number {
     let u = 0;

@@ -24,10 +24,7 @@ export function arithmeticTask(o: { train: number; test: number; seed: number })
   )
     throw new UsageError("usage.task", `train + test items must be ≥ 1 each and at most ${pairs.length} together`);
   const rng = new Rng(o.seed);
-  for (let i = pairs.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [pairs[i], pairs[j]] = [pairs[j], pairs[i]];
-  }
+  rng.shuffle(pairs);
   const item = ([x, y]: [number, number]): TaskItem => {
     const [a, b] = rng.int(2) === 0 ? [x, y] : [y, x];
     const plus = rng.int(2) === 0;

@@ -221,12 +221,7 @@ function checkSharing(stage1: ModelConfig): number {
 
 function shuffled(n: number, seed: number, block: number, epoch: number): number[] {
   const rng = new Rng((seed * 1_000_003 + (block + 1) * 7919 + epoch) >>> 0);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return rng.shuffle(Array.from({ length: n }, (_, i) => i));
 }
 
 function disposeLayer(be: Backend, layer: DecoderLayer): void {

@@ -73,12 +73,17 @@ function tooLong(file: string, line: number, n: number, seqlen: number): never {
   );
 }
 
-/** Reads a training (or evaluation) data file into examples of at most `seqlen` tokens. */
-export function readDataset(file: string, tokenizer: Tokenizer, seqlen: number, what = "--data"): Dataset {
+/** A data file's text: a regular file of at most MAX_DATA_BYTES, strict UTF-8. */
+function readDataText(file: string, what: string): string {
   const bytes = readRegularFile(file, MAX_DATA_BYTES, (code, msg) =>
     fail(code, code === "missing" ? `${what} ${file}: no such file` : `${what} ${msg}`),
   );
-  const text = decodeUtf8(bytes, `${what} ${file}`);
+  return decodeUtf8(bytes, `${what} ${file}`);
+}
+
+/** Reads a training (or evaluation) data file into examples of at most `seqlen` tokens. */
+export function readDataset(file: string, tokenizer: Tokenizer, seqlen: number, what = "--data"): Dataset {
+  const text = readDataText(file, what);
   const examples: Example[] = [];
   let format: DataFormat = "text";
   if (file.endsWith(".jsonl")) {
@@ -211,12 +216,7 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
 /** The example order of an epoch: a seeded permutation (the same for every method and run with that seed). */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
   const rng = new Rng((seed * 1_000_003 + epoch * 7919 + 17) >>> 0);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return rng.shuffle(Array.from({ length: n }, (_, i) => i));
 }
 
 /** A batch of examples padded to the longest (pad id `pad`, labels −100 there): ids, labels [B, T]. */
@@ -244,10 +244,7 @@ export interface TaskItem {
 /** Reads a .jsonl file of {"prompt", "completion"} records (the task format of `cluscomp eval --task`). */
 export function readTaskFile(file: string, what = "--task"): TaskItem[] {
   if (!file.endsWith(".jsonl")) fail("format", `${what} ${file}: expected a .jsonl file of {"prompt", "completion"}`);
-  const bytes = readRegularFile(file, MAX_DATA_BYTES, (code, msg) =>
-    fail(code, code === "missing" ? `${what} ${file}: no such file` : `${what} ${msg}`),
-  );
-  const recs = records(decodeUtf8(bytes, `${what} ${file}`), file);
+  const recs = records(readDataText(file, what), file);
   if (recs.length === 0) fail("empty", `${what} ${file} holds no records`);
   return recs.map(({ line, rec }) => {
     const prompt = str(rec, "prompt", file, line);

@@ -35,7 +35,7 @@ import { loadModel } from "../model/load.js";
 import { type DType, fromFloat32 } from "../tensor/dtype.js";
 import { epochOrder, padBatch, readDataset } from "./data.js";
 import { batchGradients } from "./gradients.js";
-import { adapterWriter, attachLora, type LoraSettings, mergeLora, saveAdapter } from "./lora.js";
+import { ADAPTER_CONFIG, adapterWriter, attachLora, type LoraSettings, mergeLora, saveAdapter } from "./lora.js";
 import type { LossSpec } from "./losses.js";
 import { ADAMW_DEFAULTS, AdamW, clipGradients, lrAt, type Schedule } from "./optimizer.js";
 import { GradAccumulator, modelTrainableParams, paramSet, type TrainableParam, type TrainSet } from "./trainable.js";
@@ -433,7 +433,7 @@ async function writeTrained(
     await writeDirAtomic(outDir, (dir) => {
       writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt", ...(q ? { cluscomp: "1" } : {}) });
       writeFileAtomic(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-      copyCompanionFiles(srcDir, dir, ["train.json", "adapter_config.json"]);
+      copyCompanionFiles(srcDir, dir, ["train.json", ADAPTER_CONFIG]);
       writeFileAtomic(path.join(dir, "train.json"), `${JSON.stringify(record, null, 2)}\n`);
       extra?.(dir);
     });
