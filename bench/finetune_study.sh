@@ -10,6 +10,12 @@
 #   500 held-out "Q: What is 47 plus 38?\nA:" → " 85" items, no operand pair shared), loss on the answer + EOS,
 #   batch 16, EPOCHS_B epochs (default 1: 250 steps); accuracy = exact match of the greedy answer
 #   (`cluscomp eval --task`) on the 500 held-out items, before and after.
+# PROTOCOL=C, recovery: ClusComp bases at ~2.0 and ~1.2 bits/weight (stage 1 + 2) distilled from the
+#   full-precision model (`train --loss kd --teacher`), on SAMPLES_C (default 48) self-generated samples of 512
+#   tokens (`cluscomp generate-data` from the FP model, seed 0) for EPOCHS_C (default 2) epochs, or on the C4
+#   excerpt for the same number of steps; perplexity on the first 4,096 tokens of WikiText-2 (8 × 512).
+#   Rows are "name:base:sets:lr:data[:extra flags]" with data gen | c4; the bases' stage-1 and stage-2
+#   perplexities go to OUT/bases-C.tsv. The trained models are kept (OUT/runs/C-<name>) for samples.
 # Rows are "name:base:sets:lr[:extra flags, comma-separated]"; each writes a line to OUT/results-<protocol>.tsv
 # (name, base, trainable set, lr, trainable parameters, before, after, train seconds, peak RSS MiB, tokens/s;
 # before/after: perplexity in A, accuracy % in B) and is skipped when its line is there, so a study resumes.
@@ -45,9 +51,12 @@ base() {
           --group-size "${spec#*g}" > "$out/bases/$name.log" 2>&1 ;;
       cc-*)
         # cc-<bits>-d<vector dim>-<share>: stage 1, then stage 2
+        # (d "dplan": the planner's vector lengths)
         IFS=- read -r _ bits d share <<< "$name"
+        local dim=(--vector-dim "${d#d}")
+        [ "$d" = dplan ] && dim=()
         [ -f "$dir.s1/config.json" ] || $cli compress --backend cpu --model "$model" --out "$dir.s1" --bits "$bits" \
-          --vector-dim "${d#d}" --share "$share" > "$out/bases/$name.s1.log" 2>&1
+          "${dim[@]}" --share "$share" > "$out/bases/$name.s1.log" 2>&1
         $cli finetune --backend cpu --model "$model" --stage1 "$dir.s1" --out "$dir" --calib "$calib" \
           --calib-samples 16 --calib-seqlen 512 --epochs 4 --lr 1e-3 --lr-schedule constant \
           > "$out/bases/$name.log" 2>&1 ;;
@@ -68,6 +77,22 @@ if [ "$protocol" = A ]; then
     cc3.25-cbnorms-3e-4:cc-3.25-d6-block:codebooks,norms:3e-4 fp-lora8:fp:lora:1e-3:--lora-rank=8
     rtn4g64-lora64:rtn-4g64:lora:3e-4:--lora-rank=64"
   data=(--data "$train" --seqlen 512 --epochs 3 --batch-size 1 --eval-data "$text" --eval-windows 8)
+elif [ "$protocol" = C ]; then
+  wiki=../shared/data/wikitext2/wiki.test.raw
+  gen=$out/gen-fp-${SAMPLES_C:-48}x512.jsonl
+  [ -s "$gen" ] || $cli generate-data --backend cpu --threads "$threads" --model "$model" --out "$gen" \
+    --samples "${SAMPLES_C:-48}" --seqlen 512 --seed 0 > "$gen.log" 2>&1
+  steps_c=$(( ${SAMPLES_C:-48} * ${EPOCHS_C:-2} ))
+  DEFAULT_ROWS="cc2-gen-3e-4:cc-2-dplan-block:codebooks,norms:3e-4:gen
+    cc1.2-gen-3e-4:cc-1.2-dplan-block:codebooks,norms:3e-4:gen
+    cc2-c4-3e-4:cc-2-dplan-block:codebooks,norms:3e-4:c4
+    cc1.2-c4-3e-4:cc-1.2-dplan-block:codebooks,norms:3e-4:c4"
+  data=(--seqlen 512 --batch-size 1 --eval-data "$wiki" --eval-windows 8 --loss kd --teacher "$model")
+  # perplexity (first 8 × 512 of WikiText-2) of a checkpoint
+  wikippl() {
+    $cli eval --backend cpu --threads "$threads" --model "$1" --data "$wiki" --seqlen 512 --max-windows 8 --json \
+      2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).ppl.toFixed(2)))'
+  }
 else
   [ -s "$out/arith/test.jsonl" ] || npx tsx bench/arithmetic_task.ts "$out/arith" > /dev/null
   DEFAULT_ROWS="fp-full:fp:all:1e-4 cc3.25-cb:cc-3.25-d6-block:codebooks:1e-3
@@ -83,10 +108,24 @@ accuracy() {
 }
 
 for row in $ROWS; do
-  IFS=: read -r name basename sets lr extra <<< "$row"
+  if [ "$protocol" = C ]; then
+    IFS=: read -r name basename sets lr source extra <<< "$row"
+  else
+    IFS=: read -r name basename sets lr extra <<< "$row"
+  fi
   grep -q "^$name	" "$results" 2>/dev/null && continue
   dir=$(base "$basename")
   IFS=, read -r -a flags <<< "${extra:-}"
+  if [ "$protocol" = C ]; then
+    if ! grep -q "^$basename	" "$out/bases-C.tsv" 2>/dev/null; then
+      printf '%s\t%s\t%s\n' "$basename" "$(wikippl "$dir.s1")" "$(wikippl "$dir")" >> "$out/bases-C.tsv"
+    fi
+    case $source in
+      gen) flags+=(--data "$gen" --epochs "${EPOCHS_C:-2}") ;;
+      c4) flags+=(--data "$calib" --max-steps "$steps_c") ;;
+      *) echo "row $name: data must be gen or c4, got $source" >&2; exit 2 ;;
+    esac
+  fi
   run=$out/runs/$protocol-$name
   rm -rf "$run" "$run.work"
   $cli train --backend cpu --threads "$threads" --model "$dir" --out "$run" "${data[@]}" \
@@ -107,6 +146,7 @@ for row in $ROWS; do
       after || r.pplAfter.toFixed(2), r.seconds.toFixed(0), r.peakRssMiB.toFixed(0),
       (r.tokens / r.seconds).toFixed(1)].join("\t"));
   ' "$PWD/$run.json" "$name" "$basename" "$sets" "$lr" "$before" "$after" | tee -a "$results"
-  # the trained model is not needed after its row: keep the report and log, drop the weights
-  rm -rf "$run" "$run.work"
+  # the trained model is not needed after its row (but in C, for samples): keep the report and log
+  [ "$protocol" = C ] || rm -rf "$run"
+  rm -rf "$run.work"
 done
