@@ -30,6 +30,11 @@ export {
   vectorLayout,
 } from "./compress/codebook.js";
 export {
+  ASSIGNMENTS,
+  type Assignment,
+  type CalibrationSpec,
+  CODE_BITS_MODES,
+  type CodeBitsMode,
   type CompressMethod,
   type CompressOptions,
   type CompressProgress,
@@ -41,6 +46,8 @@ export {
   MAX_BITS,
   resolvedCompressOptions,
   resolvePlan,
+  WEIGHTINGS,
+  type Weighting,
 } from "./compress/compress.js";
 export {
   DENSE_DTYPES,
@@ -49,6 +56,21 @@ export {
   type DenseDtype,
   decompressModel,
 } from "./compress/decompress.js";
+export {
+  cholesky,
+  dampenedHessian,
+  GPTQ_BLOCK,
+  gptqAssign,
+  gptqFactor,
+  inverseCholeskyUpper,
+} from "./compress/gptq.js";
+export {
+  collectInputStatistics,
+  HESSIAN_DAMPENING,
+  type InputStatistics,
+  type InputStatisticsMap,
+  vectorWeights,
+} from "./compress/hessian.js";
 export {
   type CentroidDtype,
   type KMeansOptions,
@@ -65,6 +87,7 @@ export {
   planBpw,
   planBudget,
   planCodebooks,
+  planScore,
   SHARE_MODES,
   type ShareMode,
 } from "./compress/plan.js";

@@ -3,6 +3,11 @@
 
 import * as fs from "node:fs";
 import {
+  ASSIGNMENTS,
+  type Assignment,
+  type CalibrationSpec,
+  CODE_BITS_MODES,
+  type CodeBitsMode,
   type CodebookGroup,
   type CompressOptions,
   compressAndTune,
@@ -12,9 +17,13 @@ import {
   MAX_BITS,
   planBpw,
   planBudget,
+  readModelConfig,
+  readTextFile,
   resolveModelPath,
   SHARE_MODES,
   type ShareMode,
+  WEIGHTINGS,
+  type Weighting,
 } from "../index.js";
 import {
   allowUnused,
@@ -50,6 +59,8 @@ export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means c
   --vector-dim d       cluscomp: one vector length for every codebook instead of the planner's choice
   --clusters K         cluscomp: centroids per codebook instead of --bits (needs --vector-dim)
   --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; m > 1 means --share none)
+  --code-bits C        cluscomp: 16 (default: every code 16 bits, as the reference) | min: each code in ⌈log₂K⌉
+                       bits, packed, and the planner spends the saved bits on the codebooks' rate
   --share MODE         cluscomp: block (default: one codebook per block for attention, one for the MLP; measured
                        best on both shared models) | none (one per matrix) | model (one per projection type)
   --iters N            cluscomp: Lloyd iterations, ≥ 1 (default 20)
@@ -61,6 +72,11 @@ export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR --bits B [
   Compresses every q/k/v/o and gate/up/down weight; writes a cluscomp checkpoint directory (atomically; the
   output must not exist or be empty). --model is a directory or a Hugging Face hub id in the local cache.
 ${COMPRESS_OPTIONS_HELP}
+  --weighting W        cluscomp: none (default: plain k-means) | hessian: each vector weighs by Σ x² of its input
+                       channel over --calib (LLM-Codebook's Hessian-aware objective)
+  --assignment A       cluscomp: nearest (default: each vector's nearest centroid) | gptq: GPTQ's column order with
+                       error feedback through the inverse of XᵀX over --calib (the codebook from k-means)
+                       (both read --calib, --calib-samples, --calib-seqlen and --seed, also without --finetune)
   --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
                        --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
 ${FINETUNE_OPTIONS_HELP}
@@ -75,6 +91,7 @@ export const COMPRESS_OPTIONS: OptionSpec = {
   "vector-dim": { type: "string" },
   clusters: { type: "string" },
   codebooks: { type: "string" },
+  "code-bits": { type: "string" },
   share: { type: "string" },
   iters: { type: "string" },
   seed: { type: "string" },
@@ -84,7 +101,7 @@ export const COMPRESS_OPTIONS: OptionSpec = {
 
 /** The flags each method reads; any other compression flag given with it is a usage error, never ignored. */
 const METHOD_FLAGS: Record<"cluscomp" | "rtn", readonly string[]> = {
-  cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "share", "iters", "seed", "centroid-dtype"],
+  cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "code-bits", "share", "iters", "seed", "centroid-dtype"],
   rtn: ["bits", "group-size"],
 };
 
@@ -126,12 +143,16 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
   const dtype = optStr(a, "centroid-dtype") ?? "F16";
   if (dtype !== "F16" && dtype !== "BF16") usage("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
   const codebooks = a.values.codebooks === undefined ? undefined : intOpt(a, "codebooks", 1, 1);
+  const codeBits = optStr(a, "code-bits") ?? "16";
+  if (!(CODE_BITS_MODES as readonly string[]).includes(codeBits))
+    usage("usage.value", `--code-bits must be ${CODE_BITS_MODES.join(" or ")}, got "${codeBits}"`);
   return {
     method,
     bits,
     vectorDim,
     clusters,
     codebooks,
+    codeBits: codeBits as CodeBitsMode,
     share: (share as ShareMode | undefined) ?? defaultShare({ codebooks }),
     iters: intOpt(a, "iters", 20, 1),
     seed: intOpt(a, "seed", 0),
@@ -168,6 +189,22 @@ export function printPlan(plan: CodebookGroup[], share: ShareMode, bits?: number
   );
 }
 
+/** The calibration of --weighting / --assignment: --calib (required), --calib-samples (128), --calib-seqlen (the context, ≤ 2048). */
+function calibrationSpec(a: ParsedArgs, modelDir: string, flagName: string): CalibrationSpec {
+  const calib = optStr(a, "calib");
+  if (calib === undefined)
+    usage(
+      "usage.missing",
+      `compress: ${flagName} ${str(a, flagName.slice(2), "compress")} needs --calib FILE (calibration text)`,
+    );
+  readTextFile(calib, "--calib");
+  const context = Math.min(2048, readModelConfig(modelDir).maxPositionEmbeddings);
+  const seqlen = a.values["calib-seqlen"] === undefined ? context : intOpt(a, "calib-seqlen", 0, 1);
+  if (seqlen > context)
+    usage("usage.value", `--calib-seqlen ${seqlen} is longer than the model's context (${context})`);
+  return { calib, samples: intOpt(a, "calib-samples", 128, 1), seqlen, seed: intOpt(a, "seed", 0) };
+}
+
 export async function compressCommand(argv: string[]): Promise<void> {
   const a = parse(
     argv,
@@ -176,6 +213,8 @@ export async function compressCommand(argv: string[]): Promise<void> {
       out: { type: "string" },
       json: { type: "boolean" },
       finetune: { type: "string", default: "none" },
+      weighting: { type: "string", default: "none" },
+      assignment: { type: "string", default: "nearest" },
       ...COMPRESS_OPTIONS,
       ...FINETUNE_OPTIONS,
       ...BACKEND_OPTION,
@@ -186,8 +225,24 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const finetune = str(a, "finetune", "compress");
   if (finetune !== "none" && finetune !== "blockwise")
     usage("usage.finetune", `--finetune must be none or blockwise, got "${finetune}"`);
+  const weighting = str(a, "weighting", "compress") as Weighting;
+  if (!WEIGHTINGS.includes(weighting))
+    usage("usage.weighting", `--weighting must be ${WEIGHTINGS.join(" or ")}, got "${weighting}"`);
+  const assignment = str(a, "assignment", "compress") as Assignment;
+  if (!ASSIGNMENTS.includes(assignment))
+    usage("usage.assignment", `--assignment must be ${ASSIGNMENTS.join(" or ")}, got "${assignment}"`);
+  const calibrated = weighting !== "none" || assignment !== "nearest";
+  if (calibrated && options.method !== "cluscomp")
+    usage(
+      "usage.flag",
+      `compress: --${weighting !== "none" ? "weighting" : "assignment"} applies to --method cluscomp only`,
+    );
+  if (assignment === "gptq" && (options.codebooks ?? 1) > 1)
+    usage("usage.flag", "compress: --assignment gptq needs one codebook per matrix (--codebooks 1)");
+  /** The calibration flags weighting and assignment read without stage 2. */
+  const hessianFlags = calibrated ? ["calib", "calib-samples", "calib-seqlen"] : [];
   if (finetune === "none") {
-    const stray = Object.keys(FINETUNE_OPTIONS).find((f) => a.values[f] !== undefined);
+    const stray = Object.keys(FINETUNE_OPTIONS).find((f) => a.values[f] !== undefined && !hessianFlags.includes(f));
     if (stray) usage("usage.flag", `compress: --${stray} is a stage-2 option; it needs --finetune blockwise`);
   } else {
     if (options.method !== "cluscomp") usage("usage.finetune", "--finetune blockwise needs --method cluscomp");
@@ -201,10 +256,21 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const modelDir = resolveModelPath(str(a, "model", "compress"), "--model");
   const tuning = finetune === "blockwise" ? finetuneOptions(a, "compress", options.seed ?? 0) : undefined;
   const out = checkOutputArg(str(a, "out", "compress"));
+  const calibration = calibrated
+    ? calibrationSpec(a, modelDir, weighting !== "none" ? "--weighting" : "--assignment")
+    : undefined;
   const backend = await backendFromArgs(a, "compress", [modelDir]);
   const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block", options.bits);
+  let statsBar: ProgressBar | null = null;
   const stage1Options: CompressOptions = {
     ...options,
+    weighting,
+    assignment,
+    calibration,
+    onStatistics: (done, total) => {
+      statsBar ??= new ProgressBar({ label: "input statistics", total, unit: "windows" });
+      statsBar.update(done);
+    },
     onProgress: compressProgress(options.method),
     onPlan,
     allowUnusedTensors: allowUnused(a),

@@ -50,7 +50,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     if (q.share) parts.push(`share ${q.share}`);
     if (q.codebooks !== undefined)
       parts.push(
-        `${q.codebooks} codebooks (d ${q.vectorDims?.join("/")}, K ${q.clusters?.min === q.clusters?.max ? q.clusters?.min : `${q.clusters?.min}–${q.clusters?.max}`}${q.centroidDtype ? `, ${q.centroidDtype}` : ""})`,
+        `${q.codebooks} codebooks (d ${q.vectorDims?.join("/")}, K ${q.clusters?.min === q.clusters?.max ? q.clusters?.min : `${q.clusters?.min}–${q.clusters?.max}`}${q.codeBits ? `, ${q.codeBits.join("/")}-bit codes` : ""}${q.centroidDtype ? `, ${q.centroidDtype}` : ""})`,
       );
     if (q.bits) parts.push(`${q.bits.join("/")}-bit, groups of ${q.groupSizes?.join("/")}`);
     lines.push(`quantization ${parts.join("; ")}`);

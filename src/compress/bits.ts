@@ -1,9 +1,10 @@
 // Bits per weight: the one place the project computes it (AQLM's estimate_nbits_per_parameter, on the
-// quantized weight itself). Codes are 16-bit, centroids and RTN scales/zeros fp16.
+// quantized weight itself). Codes are 16-bit (the reference's width) or, packed (--code-bits min), ⌈log₂K⌉ bits;
+// centroids and RTN scales/zeros fp16.
 //
-// ClusComp, per matrix W [out, in] with vector length d, K centroids per codebook and m codebooks:
-//   bpw = 16·in·⌈out/d⌉ / (in·out)  +  16·K·d·m / (in·out)
-// which is the reference's 16/d + 16·K·d·m/(in·out) whenever d divides out (padding codes are counted
+// ClusComp, per matrix W [out, in] with vector length d, K centroids per codebook, m codebooks, b-bit codes:
+//   bpw = b·in·⌈out/d⌉ / (in·out)  +  16·K·d·m / (in·out)
+// which for b = 16 is the reference's 16/d + 16·K·d·m/(in·out) whenever d divides out (padding codes are counted
 // honestly otherwise). A codebook shared by several matrices is counted once, spread over all of them.
 // RTN, b bits, group G along the input axis, fp16 scale + zero per group: bpw = b + 32/G.
 
@@ -17,9 +18,14 @@ export interface CodebookMatrixShape {
   d: number;
 }
 
-/** Bits of the codes of one matrix (one 16-bit code per vector of the padded Wᵀ layout). */
-export function codeBits(s: CodebookMatrixShape): number {
-  return CODE_BITS * s.in * Math.ceil(s.out / s.d);
+/** Bits of one code: the fixed 16, or packed ⌈log₂K⌉ (at least 1). */
+export function codeWidth(K: number, packed: boolean): number {
+  return packed ? Math.max(1, Math.ceil(Math.log2(K))) : CODE_BITS;
+}
+
+/** Bits of the codes of one matrix (one `width`-bit code per vector of the padded Wᵀ layout). */
+export function codeBits(s: CodebookMatrixShape, width = CODE_BITS): number {
+  return width * s.in * Math.ceil(s.out / s.d);
 }
 
 /** Bits of one codebook of K centroids of length d. */
@@ -28,8 +34,8 @@ export function codebookBits(K: number, d: number): number {
 }
 
 /** bpw of one matrix with its own m codebooks of K centroids. */
-export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1): number {
-  return (codeBits(s) + m * codebookBits(K, s.d)) / (s.in * s.out);
+export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1, width = CODE_BITS): number {
+  return (codeBits(s, width) + m * codebookBits(K, s.d)) / (s.in * s.out);
 }
 
 /** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */

@@ -17,12 +17,16 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from "../io/safetensors.js";
-import { assertFinite } from "../model/load.js";
+import { loadTokenizer } from "../io/tokenizer.js";
+import { assertFinite, loadModel } from "../model/load.js";
 import { checkCheckpoint } from "../model/tensors.js";
 import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
+import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
 import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { extractVectors, placeCodes, vectorLayout } from "./codebook.js";
+import { gptqAssign, gptqFactor } from "./gptq.js";
+import { collectInputStatistics, type InputStatistics, type InputStatisticsMap, vectorWeights } from "./hessian.js";
 import { type CentroidDtype, kmeans } from "./kmeans.js";
 import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
 import { packBits, rtnQuantize, validateRtn } from "./rtn.js";
@@ -39,17 +43,50 @@ export interface CompressOptions {
   clusters?: number;
   /** cluscomp: codebooks per matrix (m). */
   codebooks?: number;
+  /** cluscomp: "16" (default, the reference's width) or "min": each code in ⌈log₂K⌉ bits, packed. */
+  codeBits?: CodeBitsMode;
   share?: ShareMode;
   iters?: number;
   seed?: number;
   centroidDtype?: CentroidDtype;
   /** rtn: group size along the input axis. */
   groupSize?: number;
+  /**
+   * cluscomp: "hessian" = Hessian-weighted k-means (LLM-Codebook's objective, compress/hessian.ts): each vector
+   * weighs by the diagonal of XᵀX of its input channel, X = the linear's inputs in the full-precision model on
+   * the `calibration` windows. Default "none" (plain k-means).
+   */
+  weighting?: Weighting;
+  /**
+   * cluscomp: "gptq" = codes by GPTQ's column order with error feedback through the inverse of XᵀX
+   * (compress/gptq.ts), the codebook from k-means; default "nearest" (each vector's nearest centroid).
+   */
+  assignment?: Assignment;
+  /** The calibration windows `weighting: "hessian"` and `assignment: "gptq"` read. */
+  calibration?: CalibrationSpec;
   onProgress?: (p: CompressProgress) => void;
+  /** Windows of the Hessian statistics pass done / total. */
+  onStatistics?: (done: number, total: number) => void;
   /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
   onPlan?: (plan: CodebookGroup[]) => void;
   /** Compress a checkpoint with tensors its config does not use (they are copied as they are); default: refuse. */
   allowUnusedTensors?: boolean;
+}
+
+export type CodeBitsMode = "16" | "min";
+export const CODE_BITS_MODES: readonly CodeBitsMode[] = ["16", "min"];
+export type Weighting = "none" | "hessian";
+export type Assignment = "nearest" | "gptq";
+export const WEIGHTINGS: readonly Weighting[] = ["none", "hessian"];
+export const ASSIGNMENTS: readonly Assignment[] = ["nearest", "gptq"];
+
+export interface CalibrationSpec {
+  /** Calibration text (.txt) or documents (.jsonl). */
+  calib: string;
+  /** Windows drawn from it (seeded). */
+  samples: number;
+  seqlen: number;
+  seed: number;
 }
 
 export interface CompressProgress {
@@ -84,7 +121,7 @@ export interface CompressReport {
   /** Bytes of the whole output directory. */
   bytes: number;
   seconds: number;
-  options: Omit<CompressOptions, "onProgress" | "onPlan" | "allowUnusedTensors">;
+  options: Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors">;
   groups?: GroupReport[];
   /** Entries of the model directory not copied: links outside it (and its cache blobs), special files. */
   skippedFiles?: string[];
@@ -127,7 +164,19 @@ async function clusterModel(
   source: TensorSource,
   plan: CodebookGroup[],
   o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> & Pick<CompressOptions, "onProgress">,
+  stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
 ): Promise<Compressed> {
+  const factors = new Map<InputStatistics, Float64Array>();
+  const factorOf = (name: string, n: number): Float64Array => {
+    const st = stats!.map.get(name);
+    if (!st?.hessian) throw new CompressionError("compress.hessian", `no input Hessian for ${name}`);
+    let u = factors.get(st);
+    if (!u) {
+      u = gptqFactor(st.hessian, n);
+      factors.set(st, u);
+    }
+    return u;
+  };
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
@@ -152,9 +201,15 @@ async function clusterModel(
       });
       const n = parts.reduce((s, q) => s + q.v.length, 0);
       const all = new Float32Array(n);
+      const weights = stats?.weighting === "hessian" ? new Float32Array(n / g.d) : undefined;
       let off = 0;
       for (const q of parts) {
         all.set(q.v, off);
+        if (weights) {
+          const st = stats!.map.get(q.x.name);
+          if (!st) throw new CompressionError("compress.hessian", `no input statistics for ${q.x.name}`);
+          weights.set(vectorWeights(st.diagonal, q.v.length / g.d / q.x.in), off / g.d);
+        }
         off += q.v.length;
       }
       vectors += n / g.d;
@@ -164,12 +219,13 @@ async function clusterModel(
         iters: o.iters,
         seed: o.seed,
         centroidDtype: o.centroidDtype,
+        weights,
         onIteration: (it, objective) =>
           o.onProgress?.({
             done: Math.min(totalWork, workDone + (it + 1) * partWork(g)),
             total: totalWork,
             current: label,
-            mse: objective / all.length,
+            mse: weights ? undefined : objective / all.length,
           }),
       });
       workDone += partWork(g) * o.iters;
@@ -180,7 +236,11 @@ async function clusterModel(
       off = 0;
       for (const q of parts) {
         const count = q.v.length / g.d;
-        placeCodes(codes.get(q.x.name)!, r.codes.subarray(off, off + count), q.layout, g.m === 1 ? 0 : p);
+        const partCodes =
+          stats?.assignment === "gptq"
+            ? await gptqAssign(backend, readWeight(source, q.x), factorOf(q.x.name, q.x.in), r.centroids, q.layout)
+            : r.codes.subarray(off, off + count);
+        placeCodes(codes.get(q.x.name)!, partCodes, q.layout, g.m === 1 ? 0 : p);
         off += count;
       }
     }
@@ -191,13 +251,21 @@ async function clusterModel(
       data: fromFloat32(o.centroidDtype, codebooks),
     });
     for (const x of g.members) {
-      tensors.push({
-        name: `${x.name}.codes`,
-        dtype: "U16",
-        shape: [x.in, Math.ceil(x.out / g.d)],
-        data: codes.get(x.name)!,
-      });
-      modules[x.name] = { method: "cluscomp", d: g.d, K: g.K, m: g.m, codebook: g.codebook };
+      const c = codes.get(x.name)!;
+      if (g.codeBits < 16) {
+        const packed = packBits(Int32Array.from(c), g.codeBits);
+        tensors.push({ name: `${x.name}.codes`, dtype: "U8", shape: [packed.length], data: packed });
+      } else {
+        tensors.push({ name: `${x.name}.codes`, dtype: "U16", shape: [x.in, Math.ceil(x.out / g.d)], data: c });
+      }
+      modules[x.name] = {
+        method: "cluscomp",
+        d: g.d,
+        K: g.K,
+        m: g.m,
+        codebook: g.codebook,
+        ...(g.codeBits < 16 ? { code_bits: g.codeBits } : {}),
+      };
     }
     groups.push({
       codebook: g.codebook,
@@ -248,12 +316,19 @@ export function defaultShare(o: Pick<CompressOptions, "codebooks">): ShareMode {
 /** The options as a run uses them, defaults filled in (what cluscomp.json records). */
 export function resolvedCompressOptions(
   o: CompressOptions,
-): Omit<CompressOptions, "onProgress" | "onPlan" | "allowUnusedTensors"> {
+): Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors"> {
   if (o.method === "rtn") return { method: "rtn", bits: o.bits, groupSize: o.groupSize ?? 128 };
-  const { onProgress: _p, onPlan: _q, allowUnusedTensors: _u, ...rest } = o;
+  const { onProgress: _p, onPlan: _q, onStatistics: _s, allowUnusedTensors: _u, ...rest } = o;
+  const weighting = o.weighting ?? "none";
+  const assignment = o.assignment ?? "nearest";
+  const calibrated = weighting !== "none" || assignment !== "nearest";
   return {
     ...rest,
+    weighting,
+    assignment,
+    calibration: calibrated ? o.calibration : undefined,
     share: o.share ?? defaultShare(o),
+    codeBits: o.codeBits ?? "16",
     iters: o.iters ?? 20,
     seed: o.seed ?? 0,
     centroidDtype: o.centroidDtype ?? "F16",
@@ -286,6 +361,7 @@ export function resolvePlan(cfg: ModelConfig, o: CompressOptions): CodebookGroup
     m: o.codebooks ?? 1,
     clusters: o.clusters,
     bits: o.bits,
+    packed: (o.codeBits ?? "16") === "min",
   });
 }
 
@@ -294,10 +370,31 @@ export function describePlan(plan: CodebookGroup[]): string[] {
   const rows = new Map<string, number>();
   for (const g of plan) {
     const fams = [...new Set(g.members.map((x) => (g.members.length > 1 ? x.family : x.projection)))].join("+");
-    const key = `${fams} d = ${g.d}, K = ${g.K}${g.m > 1 ? `, m = ${g.m}` : ""}`;
+    const key = `${fams} d = ${g.d}, K = ${g.K}${g.m > 1 ? `, m = ${g.m}` : ""}${g.codeBits < 16 ? `, ${g.codeBits}-bit codes` : ""}`;
     rows.set(key, (rows.get(key) ?? 0) + 1);
   }
   return [...rows].map(([k, n]) => `${k} (×${n})`);
+}
+
+/** The full-precision model's input statistics on the calibration windows (the model is freed afterwards). */
+async function inputStatistics(
+  backend: Backend,
+  srcDir: string,
+  c: CalibrationSpec,
+  full: boolean,
+  o: Pick<CompressOptions, "allowUnusedTensors" | "onStatistics">,
+): Promise<InputStatisticsMap> {
+  const windows = calibrationWindows(readCalibrationText(c.calib), loadTokenizer(srcDir), {
+    samples: c.samples,
+    seqlen: c.seqlen,
+    seed: c.seed,
+  }).train;
+  const { model } = loadModel(srcDir, backend, { allowUnused: o.allowUnusedTensors });
+  try {
+    return await collectInputStatistics(model, windows, { full, onWindow: o.onStatistics });
+  } finally {
+    model.dispose();
+  }
 }
 
 export async function compressModel(
@@ -326,9 +423,22 @@ export async function compressModel(
   if (opts.method === "rtn") {
     if (opts.bits === undefined)
       throw new CompressionError("compress.usage", "--method rtn needs --bits (integer bit width)");
+    if ((opts.weighting ?? "none") !== "none" || (opts.assignment ?? "nearest") !== "nearest")
+      throw new CompressionError(
+        "compress.usage",
+        "weighting and assignment are codebook options: not with --method rtn",
+      );
     validateRtn(opts.bits, opts.groupSize ?? 128);
   } else if (opts.method === "cluscomp") {
     plan = resolvePlan(cfg, opts);
+    if ((opts.weighting ?? "none") !== "none" || (opts.assignment ?? "nearest") !== "nearest") {
+      if (!opts.calibration)
+        throw new CompressionError("compress.usage", "Hessian weighting and GPTQ assignment need calibration text");
+      if (!WEIGHTINGS.includes(opts.weighting ?? "none") || !ASSIGNMENTS.includes(opts.assignment ?? "nearest"))
+        throw new CompressionError("compress.usage", `unknown weighting or assignment`);
+      if (opts.assignment === "gptq" && plan.some((g) => g.m > 1))
+        throw new CompressionError("compress.usage", "GPTQ assignment needs one codebook per matrix (--codebooks 1)");
+    }
     onPlan?.(plan);
   } else {
     throw new CompressionError("compress.method", `unknown --method "${String(opts.method)}" (cluscomp | rtn)`);
@@ -338,10 +448,20 @@ export async function compressModel(
   const source = openCheckpoint(srcDir);
   try {
     checkCheckpoint(cfg, source, { allowUnused: opts.allowUnusedTensors });
+    const weighting = opts.weighting ?? "none";
+    const assignment = opts.assignment ?? "nearest";
+    const stats =
+      opts.method === "cluscomp" && opts.calibration && (weighting !== "none" || assignment !== "nearest")
+        ? {
+            map: await inputStatistics(backend, srcDir, opts.calibration, assignment === "gptq", opts),
+            weighting,
+            assignment,
+          }
+        : undefined;
     const result =
       opts.method === "rtn"
         ? rtnModel(source, mats, opts.bits!, opts.groupSize ?? 128, onProgress)
-        : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress });
+        : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats);
     const replaced = new Set(mats.map((x) => `${x.name}.weight`));
     const kept: TensorToWrite[] = source
       .names()
@@ -364,7 +484,9 @@ export async function compressModel(
       format_version: FORMAT_VERSION,
       method: opts.method,
       bpw,
-      ...(opts.method === "cluscomp" ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed } : {}),
+      ...(opts.method === "cluscomp"
+        ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed, weighting, assignment }
+        : {}),
       modules: result.modules,
     };
     const report: CompressReport = {

@@ -8,7 +8,7 @@
 import * as path from "node:path";
 import { codebook_decode_forward } from "../backend/cpu/codebook_decode.js";
 import { rtn_decode_forward } from "../backend/cpu/rtn_decode.js";
-import { CompressionError, ModelError } from "../errors.js";
+import { CompressionError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { parseQuantizationConfig } from "../io/cluscomp_format.js";
 import { readModelConfig } from "../io/hf_config.js";
@@ -21,7 +21,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.js";
 import { assertFinite } from "../model/load.js";
-import { checkCheckpoint } from "../model/tensors.js";
+import { checkCheckpoint, readCodebookCodes } from "../model/tensors.js";
 import { DTYPE_BYTES, type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
 import { dirBytes } from "./compress.js";
@@ -118,14 +118,7 @@ export async function decompressModel(
           codebooks.set(m.codebook, cb);
         }
         const nb = Math.ceil(o / m.d);
-        const codes = Int32Array.from(source.readRaw(`${module}.codes`) as Uint16Array);
-        const bad = codes.findIndex((c) => c >= m.K);
-        if (bad >= 0) {
-          throw new ModelError(
-            "model.code_range",
-            `tensor "${module}.codes" holds code ${codes[bad]} at [${Math.floor(bad / nb)}, ${bad % nb}], but its codebook ${m.codebook} has K = ${m.K} centroids`,
-          );
-        }
+        const codes = readCodebookCodes(source, module, m, i, nb);
         codebook_decode_forward(w, codes, cb, o, i, m.d, nb, m.K, Math.ceil(nb / m.m));
       } else {
         const raw = source.readRaw(`${module}.qweight`) as Uint8Array;

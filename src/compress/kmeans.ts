@@ -7,7 +7,13 @@
 // perturbs a copy of c_j by ±1/1024), the new centroid is the member of j farthest from c_j. That also halves j
 // in practice and keeps the objective non-increasing from one assignment to the next.
 //
-// Shapes: x [N, d], centroids [K, d], codes [N].
+// Weighted k-means (Hessian-aware, as LLM-Codebook): with per-vector weights w ≥ 0 the objective is
+// Σₙ wₙ‖xₙ − c(xₙ)‖². The assignment is unchanged (a vector's weight does not depend on the centroid) and the
+// centroid update is the weighted mean Σ wₙxₙ / Σ wₙ (the plain mean for a cluster whose weights are all 0).
+// ClusComp's vectors lie along the output axis of one input channel, so the diagonal of the input Hessian
+// H = XᵀX gives one weight per vector (compress/hessian.ts). Equal weights give plain k-means exactly.
+//
+// Shapes: x [N, d], centroids [K, d], codes [N], weights [N].
 
 import type { Backend } from "../backend/backend.js";
 import { CompressionError } from "../errors.js";
@@ -24,6 +30,8 @@ export interface KMeansOptions {
   seed: number;
   /** Rounding applied to the final centroids before the final assignment (default F16). */
   centroidDtype?: CentroidDtype;
+  /** Per-vector weights [N] (finite, ≥ 0, not all 0) of the weighted objective; default: all 1. */
+  weights?: Float32Array;
   onIteration?: (iteration: number, objective: number) => void;
 }
 
@@ -31,7 +39,7 @@ export interface KMeansResult {
   /** Final centroids [K, d], already rounded to centroidDtype. */
   centroids: Float32Array;
   codes: Int32Array;
-  /** Σ squared distances after each assignment step of the Lloyd iterations (length iters). */
+  /** Σ (weighted) squared distances after each assignment step of the Lloyd iterations (length iters). */
   objectives: number[];
   /** Objective of the final codes against the rounded centroids. */
   finalObjective: number;
@@ -74,12 +82,27 @@ export async function kmeans(backend: Backend, x: Float32Array, d: number, opts:
   const N = x.length / d;
   const { K } = opts;
   validateClusters(K, N, "k-means");
+  const w = opts.weights;
+  if (w) validateWeights(w, N);
   const rng = new Rng(opts.seed);
   const init = sampleDistinct(N, K, rng);
   let centroids = new Float32Array(K * d);
   for (let k = 0; k < K; k++) centroids.set(x.subarray(init[k] * d, (init[k] + 1) * d), k * d);
 
   const xT = backend.upload(x, [N, d]);
+  // weighted sums Σ wₙxₙ come from the same segmented-sum op over the scaled vectors wₙxₙ
+  let xwT: typeof xT | null = null;
+  if (w) {
+    const xw = new Float32Array(N * d);
+    for (let n = 0; n < N; n++) for (let j = 0; j < d; j++) xw[n * d + j] = w[n] * x[n * d + j];
+    xwT = backend.upload(xw, [N, d]);
+  }
+  const weightedObjective = (dist: Float32Array): number => {
+    let obj = 0;
+    if (w) for (let n = 0; n < N; n++) obj += w[n] * dist[n];
+    else for (let n = 0; n < N; n++) obj += dist[n];
+    return obj;
+  };
   const objectives: number[] = [];
   let repairs = 0;
   try {
@@ -88,15 +111,24 @@ export async function kmeans(backend: Backend, x: Float32Array, d: number, opts:
       const { codes: codesT, distances: distT } = backend.kmeans_assign(xT, cT);
       backend.dispose(cT);
       const dist = await backend.read(distT);
-      let obj = 0;
-      for (let n = 0; n < N; n++) obj += dist[n];
+      const obj = weightedObjective(dist);
       objectives.push(obj);
       opts.onIteration?.(it, obj);
       const { sums: sumsT, counts: countsT } = backend.kmeans_update(xT, codesT, K);
       const sums = await backend.read(sumsT);
       const counts = await backend.read(countsT);
       const codes = await backend.readInt(codesT);
-      for (const t of [codesT, distT, sumsT, countsT]) backend.dispose(t);
+      for (const t of [distT, sumsT, countsT]) backend.dispose(t);
+      let wsums: Float32Array | null = null;
+      const wtotal = new Float64Array(K);
+      if (xwT && w) {
+        const r = backend.kmeans_update(xwT, codesT, K);
+        wsums = await backend.read(r.sums);
+        backend.dispose(r.sums);
+        backend.dispose(r.counts);
+        for (let n = 0; n < N; n++) wtotal[codes[n]] += w[n];
+      }
+      backend.dispose(codesT);
 
       const next = new Float32Array(K * d);
       const empty: number[] = [];
@@ -105,7 +137,8 @@ export async function kmeans(backend: Backend, x: Float32Array, d: number, opts:
           empty.push(k);
           continue;
         }
-        for (let j = 0; j < d; j++) next[k * d + j] = sums[k * d + j] / counts[k];
+        if (wsums && wtotal[k] > 0) for (let j = 0; j < d; j++) next[k * d + j] = wsums[k * d + j] / wtotal[k];
+        else for (let j = 0; j < d; j++) next[k * d + j] = sums[k * d + j] / counts[k];
       }
       if (empty.length > 0) {
         repairs += empty.length;
@@ -121,12 +154,23 @@ export async function kmeans(backend: Backend, x: Float32Array, d: number, opts:
     const dist = await backend.read(distT);
     backend.dispose(codesT);
     backend.dispose(distT);
-    let finalObjective = 0;
-    for (let n = 0; n < N; n++) finalObjective += dist[n];
-    return { centroids: rounded, codes, objectives, finalObjective, repairs };
+    return { centroids: rounded, codes, objectives, finalObjective: weightedObjective(dist), repairs };
   } finally {
     backend.dispose(xT);
+    if (xwT) backend.dispose(xwT);
   }
+}
+
+function validateWeights(w: Float32Array, N: number): void {
+  if (w.length !== N) throw new CompressionError("compress.weights", `k-means: ${w.length} weights for ${N} vectors`);
+  let any = false;
+  for (let n = 0; n < N; n++) {
+    if (!(Number.isFinite(w[n]) && w[n] >= 0)) {
+      throw new CompressionError("compress.weights", `k-means: weight ${n} is ${w[n]}; weights must be finite and ≥ 0`);
+    }
+    if (w[n] > 0) any = true;
+  }
+  if (!any) throw new CompressionError("compress.weights", "k-means: every weight is 0");
 }
 
 /**

@@ -7,7 +7,7 @@
 
 import { CompressionError } from "../errors.js";
 import type { ModelConfig } from "../io/hf_config.js";
-import { type BitBudget, budgetBpw, codeBits, codebookBits } from "./bits.js";
+import { type BitBudget, budgetBpw, CODE_BITS, codeBits, codebookBits, codeWidth } from "./bits.js";
 import { vectorLayout } from "./codebook.js";
 import { MAX_CLUSTERS } from "./kmeans.js";
 
@@ -36,6 +36,8 @@ export interface CodebookGroup {
   K: number;
   /** Codebooks per member (only `none` sharing allows m > 1). */
   m: number;
+  /** Bits per stored code: 16, or ⌈log₂K⌉ with packed codes. */
+  codeBits: number;
   /**
    * With --bits: the bits per weight this group was planned for. Usually --bits itself; a group whose matrices
    * cannot go that low (outputs too narrow for the codes' 16 bits) is planned at its minimum, and the other
@@ -86,6 +88,8 @@ export interface PlanOptions {
   /** Exactly one of clusters / bits. */
   clusters?: number;
   bits?: number;
+  /** Codes in ⌈log₂K⌉ bits instead of 16 (--code-bits min): the budget counts, and the planner spends, that. */
+  packed?: boolean;
 }
 
 /** Vectors each codebook of the group is fitted on (the smallest part when m > 1). */
@@ -114,11 +118,23 @@ export function groupMatrices(mats: MatrixSpec[], share: ShareMode): Map<string,
   return groups;
 }
 
-/** The most centroids a budget of `bits` per weight leaves a group at vector length d (before the caps). */
-function budgetClusters(members: MatrixSpec[], d: number, m: number, bits: number): number {
+/** Bits of the codes of a group's members at vector length d and `width`-bit codes. */
+function groupCodeBits(members: MatrixSpec[], d: number, width: number): number {
+  return members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }, width), 0);
+}
+
+/**
+ * The most centroids a budget of `bits` per weight leaves a group at vector length d (before the caps). With
+ * packed codes the width depends on K: the largest K over widths w = 1 … 16 with K ≤ 2^w that fits with w-bit codes.
+ */
+function budgetClusters(members: MatrixSpec[], d: number, m: number, bits: number, packed = false): number {
   const params = members.reduce((s, x) => s + x.in * x.out, 0);
-  const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
-  return Math.floor((bits * params - codes) / (codebookBits(1, d) * m));
+  const centroidsAt = (width: number) =>
+    Math.floor((bits * params - groupCodeBits(members, d, width)) / (codebookBits(1, d) * m));
+  if (!packed) return centroidsAt(CODE_BITS);
+  let best = 0;
+  for (let width = 1; width <= CODE_BITS; width++) best = Math.max(best, Math.min(2 ** width, centroidsAt(width)));
+  return best;
 }
 
 /**
@@ -160,27 +176,32 @@ export function maxVectorDim(members: MatrixSpec[]): number {
  * the budget (padding and the codebook's own bits counted), the d of the highest planScore; on a tie (lossless
  * groups) the one that spends fewer bits. Undefined when no d reaches 2 centroids.
  */
-export function chooseVectorDim(members: MatrixSpec[], m: number, bits: number): { d: number; K: number } | undefined {
+export function chooseVectorDim(
+  members: MatrixSpec[],
+  m: number,
+  bits: number,
+  packed = false,
+): { d: number; K: number } | undefined {
   let best: { d: number; K: number; score: number; bits: number } | undefined;
   for (let d = 1; d <= maxVectorDim(members); d++) {
     if (m > 1 && m > Math.ceil(members[0].out / d)) break;
     const N = groupVectors({ members, d, m });
-    const K = Math.min(budgetClusters(members, d, m, bits), MAX_CLUSTERS, N);
+    const K = Math.min(budgetClusters(members, d, m, bits, packed), MAX_CLUSTERS, N);
     if (K < 2) continue;
     const score = planScore(d, K, N);
-    const spent = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0) + m * codebookBits(K, d);
+    const spent = groupCodeBits(members, d, codeWidth(K, packed)) + m * codebookBits(K, d);
     if (!best || score > best.score || (score === best.score && spent < best.bits)) best = { d, K, score, bits: spent };
   }
   return best && { d: best.d, K: best.K };
 }
 
 /** The lowest bpw a group can reach with 2 centroids at any vector length (for the error message). */
-function lowestBpw(members: MatrixSpec[], m: number): { bpw: number; d: number } {
+function lowestBpw(members: MatrixSpec[], m: number, packed: boolean): { bpw: number; d: number } {
   const params = members.reduce((s, x) => s + x.in * x.out, 0);
   let best = { bpw: Number.POSITIVE_INFINITY, d: 1 };
   for (let d = 1; d <= maxVectorDim(members); d++) {
     if (m > 1 && m > Math.ceil(members[0].out / d)) break;
-    const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
+    const codes = groupCodeBits(members, d, codeWidth(2, packed));
     const bpw = (codes + m * codebookBits(2, d)) / params;
     if (bpw < best.bpw) best = { bpw, d };
   }
@@ -200,7 +221,8 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
   }
   if (o.d === undefined && o.bits === undefined)
     throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
-  if (o.d === undefined) return planForBudget([...groupMatrices(mats, o.share)], o.m, o.bits!, o.share);
+  const packed = o.packed === true;
+  if (o.d === undefined) return planForBudget([...groupMatrices(mats, o.share)], o.m, o.bits!, o.share, packed);
   const plan: CodebookGroup[] = [];
   for (const [codebook, members] of groupMatrices(mats, o.share)) {
     const d: number = o.d;
@@ -226,10 +248,10 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
       }
     } else {
       const B = o.bits!;
-      K = budgetClusters(members, d, o.m, B);
+      K = budgetClusters(members, d, o.m, B, packed);
       if (K < 1) {
         const params = members.reduce((s, x) => s + x.in * x.out, 0);
-        const codes = members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d }), 0);
+        const codes = groupCodeBits(members, d, codeWidth(2, packed));
         const padded = members.find((x) => x.out % d !== 0);
         throw new CompressionError(
           "compress.bits_unreachable",
@@ -238,7 +260,7 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
       }
       K = Math.min(K, MAX_CLUSTERS, N);
     }
-    plan.push({ codebook, members, d, K, m: o.m });
+    plan.push({ codebook, members, d, K, m: o.m, codeBits: codeWidth(K, packed) });
   }
   return plan;
 }
@@ -249,7 +271,13 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
  * d of lowestBpw, 2 centroids) and its excess bits are taken from the others, whose target is lowered until the
  * model averages B; when even the cheapest plan of every group exceeds B, the error says what the model can reach.
  */
-function planForBudget(groups: [string, MatrixSpec[]][], m: number, B: number, share: ShareMode): CodebookGroup[] {
+function planForBudget(
+  groups: [string, MatrixSpec[]][],
+  m: number,
+  B: number,
+  share: ShareMode,
+  packed: boolean,
+): CodebookGroup[] {
   const paramsOf = (members: MatrixSpec[]) => members.reduce((s, x) => s + x.in * x.out, 0);
   const total = groups.reduce((s, [, members]) => s + paramsOf(members), 0);
   const cheapest = new Map<string, CodebookGroup>();
@@ -265,13 +293,22 @@ function planForBudget(groups: [string, MatrixSpec[]][], m: number, B: number, s
         plan.push(fixed);
         continue;
       }
-      const chosen = target > 0 ? chooseVectorDim(members, m, target) : undefined;
+      const chosen = target > 0 ? chooseVectorDim(members, m, target, packed) : undefined;
       if (chosen) {
-        plan.push({ codebook, members, d: chosen.d, K: chosen.K, m, targetBits: target });
+        const width = codeWidth(chosen.K, packed);
+        plan.push({ codebook, members, d: chosen.d, K: chosen.K, m, codeBits: width, targetBits: target });
         continue;
       }
-      const low = lowestBpw(members, m);
-      cheapest.set(codebook, { codebook, members, d: low.d, K: 2, m, targetBits: low.bpw });
+      const low = lowestBpw(members, m, packed);
+      cheapest.set(codebook, {
+        codebook,
+        members,
+        d: low.d,
+        K: 2,
+        m,
+        codeBits: codeWidth(2, packed),
+        targetBits: low.bpw,
+      });
       grew = true;
     }
     if (!grew) return plan;
@@ -280,7 +317,7 @@ function planForBudget(groups: [string, MatrixSpec[]][], m: number, B: number, s
       const worst = [...cheapest.values()].sort((a, b) => (b.targetBits ?? 0) - (a.targetBits ?? 0))[0];
       throw new CompressionError(
         "compress.bits_unreachable",
-        `--bits ${B} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is 16 bits; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
+        `--bits ${B} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is ${packed ? "at least 1 bit" : "16 bits"}; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
       );
     }
   }
@@ -293,7 +330,7 @@ export function planBudget(plan: CodebookGroup[]): BitBudget {
   for (const g of plan) {
     for (const x of g.members) {
       params += x.in * x.out;
-      bits += codeBits({ out: x.out, in: x.in, d: g.d });
+      bits += codeBits({ out: x.out, in: x.in, d: g.d }, g.codeBits);
     }
     bits += g.m * codebookBits(g.K, g.d);
   }

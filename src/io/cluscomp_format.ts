@@ -1,8 +1,10 @@
 // The cluscomp checkpoint format, version 1: a Hugging Face model directory whose config.json carries a
 // `quantization_config` and whose safetensors hold, beside the untouched tensors (embeddings, norms, lm_head,
 // biases, in their original dtype):
-//   method "cluscomp": `<module>.codes` U16 [in, ⌈out/d⌉] and a codebook F16|BF16 [m, K, d] named by the module
-//                      entry (`<module>.codebook`, or a shared name such as `model.layers.3.mlp.codebook`);
+//   method "cluscomp": `<module>.codes` U16 [in, ⌈out/d⌉] — or, when the module entry has code_bits b < 16,
+//                      U8 [⌈in·⌈out/d⌉·b/8⌉] (b-bit codes, LSB-first, row-major [in, ⌈out/d⌉]) — and a codebook
+//                      F16|BF16 [m, K, d] named by the module entry (`<module>.codebook`, or a shared name such
+//                      as `model.layers.3.mlp.codebook`);
 //   method "rtn":      `<module>.qweight` U8 (b-bit codes, LSB-first, row-major [out, in]),
 //                      `<module>.scales`, `<module>.zeros` F16 [out, ⌈in/G⌉].
 // docs/format.md describes it for users. This file parses and validates it; compress/ writes it.
@@ -18,6 +20,13 @@ export interface CodebookModule {
   K: number;
   m: number;
   codebook: string;
+  /** Bits per stored code, ⌈log₂K⌉ ≤ code_bits ≤ 16; absent means 16 (U16 codes). */
+  code_bits?: number;
+}
+
+/** The code width of a module (16 when the entry does not say). */
+export function moduleCodeBits(m: CodebookModule): number {
+  return m.code_bits ?? 16;
 }
 
 export interface RtnModule {
@@ -80,7 +89,18 @@ export function parseQuantizationConfig(
         bad(file, `modules["${name}"] needs integer d, K, m ≥ 1 and a codebook name`);
       }
       if (e.K > 65536) bad(file, `modules["${name}"].K = ${e.K} exceeds 65536`);
-      modules[name] = { method: "cluscomp", d: e.d, K: e.K, m: e.m, codebook: e.codebook };
+      if (e.code_bits !== undefined) {
+        if (!posInt(e.code_bits) || e.code_bits > 16 || 2 ** e.code_bits < e.K)
+          bad(file, `modules["${name}"].code_bits must be an integer in 1..16 with 2^code_bits ≥ K = ${e.K}`);
+      }
+      modules[name] = {
+        method: "cluscomp",
+        d: e.d,
+        K: e.K,
+        m: e.m,
+        codebook: e.codebook,
+        ...(e.code_bits !== undefined && e.code_bits !== 16 ? { code_bits: e.code_bits } : {}),
+      };
     } else if (e.method === "rtn") {
       if (!posInt(e.bits) || e.bits > 8 || !posInt(e.group_size))
         bad(file, `modules["${name}"] needs bits in 1..8 and group_size ≥ 1`);

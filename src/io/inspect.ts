@@ -5,7 +5,7 @@
 
 import { DTYPE_BYTES, type DType } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
-import { parseQuantizationConfig } from "./cluscomp_format.js";
+import { moduleCodeBits, parseQuantizationConfig } from "./cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "./hf_config.js";
 import { openCheckpoint } from "./safetensors.js";
 
@@ -30,6 +30,8 @@ export interface QuantizationSummary {
   codebooks?: number;
   vectorDims?: number[];
   clusters?: { min: number; max: number };
+  /** Bits per stored code (16, or packed ⌈log₂K⌉). */
+  codeBits?: number[];
   /** rtn: bit widths and group sizes. */
   bits?: number[];
   groupSizes?: number[];
@@ -129,6 +131,7 @@ export function inspectModel(dir: string): ModelSummary {
             codebooks: new Set(cb.map((m) => m.codebook)).size,
             vectorDims: sorted(cb.map((m) => m.d)),
             clusters: { min: Math.min(...cb.map((m) => m.K)), max: Math.max(...cb.map((m) => m.K)) },
+            codeBits: sorted(cb.map((m) => moduleCodeBits(m))),
           }
         : {}),
       ...(rtn.length > 0

@@ -5,14 +5,19 @@
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError } from "../errors.js";
-import { parseQuantizationConfig, type QuantizationConfig, type QuantModule } from "../io/cluscomp_format.js";
+import {
+  moduleCodeBits,
+  parseQuantizationConfig,
+  type QuantizationConfig,
+  type QuantModule,
+} from "../io/cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import { openCheckpoint, type TensorSource } from "../io/safetensors.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import type { DecoderLayer } from "./decoder_layer.js";
 import type { Linear } from "./linear.js";
 import { LlamaModel } from "./llama.js";
-import { CODEBOOK_DTYPES, checkCheckpoint, FLOAT_WEIGHT_DTYPES } from "./tensors.js";
+import { CODEBOOK_DTYPES, checkCheckpoint, FLOAT_WEIGHT_DTYPES, readCodebookCodes } from "./tensors.js";
 
 export interface LoadProgress {
   tensorsDone: number;
@@ -127,19 +132,16 @@ export class CheckpointReader {
     const backend = this.backend;
     if (q.method === "cluscomp") {
       const nb = Math.ceil(out / q.d);
-      const codesInfo = this.check(`${prefix}.codes`, [inp, nb]);
-      if (codesInfo.dtype !== "U16")
-        throw new ModelError("model.tensor_dtype", `tensor "${prefix}.codes" is ${codesInfo.dtype}; codes must be U16`);
-      const raw = this.source.readRaw(`${prefix}.codes`) as Uint16Array;
-      const codes32 = Int32Array.from(raw);
-      for (let i = 0; i < codes32.length; i++) {
-        if (codes32[i] >= q.K) {
-          throw new ModelError(
-            "model.code_range",
-            `tensor "${prefix}.codes" holds code ${codes32[i]} at [${Math.floor(i / nb)}, ${i % nb}], but its codebook ${q.codebook} has K = ${q.K} centroids (in ${codesInfo.file})`,
-          );
-        }
+      const b = moduleCodeBits(q);
+      const codesInfo = this.check(`${prefix}.codes`, b === 16 ? [inp, nb] : [Math.ceil((inp * nb * b) / 8)]);
+      const want = b === 16 ? "U16" : "U8";
+      if (codesInfo.dtype !== want) {
+        throw new ModelError(
+          "model.tensor_dtype",
+          `tensor "${prefix}.codes" is ${codesInfo.dtype}; ${b}-bit codes must be ${want}`,
+        );
       }
+      const codes32 = readCodebookCodes(this.source, prefix, q, inp, nb, ` (in ${codesInfo.file})`);
       const codes = backend.uploadInt(codes32, [inp, nb]);
       let cb = this.codebooks.get(q.codebook);
       const cbInfo = this.check(q.codebook, [q.m, q.K, q.d]);

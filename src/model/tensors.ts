@@ -6,8 +6,14 @@
 // Hugging Face checkpoints are known to carry and transformers ignores (rotary `inv_freq`, a tied `lm_head`) are
 // not counted as unused.
 
+import { unpackBits } from "../compress/rtn.js";
 import { ConfigError, ModelError } from "../errors.js";
-import { parseQuantizationConfig, type QuantizationConfig } from "../io/cluscomp_format.js";
+import {
+  type CodebookModule,
+  moduleCodeBits,
+  parseQuantizationConfig,
+  type QuantizationConfig,
+} from "../io/cluscomp_format.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import type { TensorSource } from "../io/safetensors.js";
 import type { DType } from "../tensor/dtype.js";
@@ -85,7 +91,14 @@ export function expectedTensors(
     if (!m) {
       float(`${x.module}.weight`, [x.out, x.in]);
     } else if (m.method === "cluscomp") {
-      want.set(`${x.module}.codes`, { shape: [x.in, Math.ceil(x.out / m.d)], dtypes: ["U16"], role: "ClusComp codes" });
+      const nb = Math.ceil(x.out / m.d);
+      const b = moduleCodeBits(m);
+      want.set(
+        `${x.module}.codes`,
+        b === 16
+          ? { shape: [x.in, nb], dtypes: ["U16"], role: "ClusComp codes" }
+          : { shape: [Math.ceil((x.in * nb * b) / 8)], dtypes: ["U8"], role: `ClusComp ${b}-bit packed codes` },
+      );
       const prev = want.get(m.codebook);
       const shape = [m.m, m.K, m.d];
       if (prev && !shapeEquals(prev.shape, shape)) {
@@ -176,4 +189,31 @@ export function checkCheckpoint(
     );
   }
   return { unused };
+}
+
+/**
+ * The codes [in, nb] of a ClusComp module as int32, unpacked when the module stores them in fewer than 16 bits;
+ * a code ≥ K is an error naming the tensor and position.
+ */
+export function readCodebookCodes(
+  source: TensorSource,
+  module: string,
+  m: CodebookModule,
+  inp: number,
+  nb: number,
+  where = "",
+): Int32Array {
+  const name = `${module}.codes`;
+  const b = moduleCodeBits(m);
+  const raw = source.readRaw(name);
+  const codes = b === 16 ? Int32Array.from(raw as Uint16Array) : unpackBits(raw as Uint8Array, inp * nb, b);
+  for (let i = 0; i < codes.length; i++) {
+    if (codes[i] >= m.K) {
+      throw new ModelError(
+        "model.code_range",
+        `tensor "${name}" holds code ${codes[i]} at [${Math.floor(i / nb)}, ${i % nb}], but its codebook ${m.codebook} has K = ${m.K} centroids${where}`,
+      );
+    }
+  }
+  return codes;
 }

@@ -70,11 +70,18 @@ export async function compressAndTune(
     const record = JSON.parse(fs.readFileSync(recordFile, "utf8")) as { bpw: number; options: CompressOptions };
     const kept = record.options;
     const wanted = resolvedCompressOptions(compress);
-    const differ = STAGE1_KEYS.filter((k) => kept[k] !== wanted[k]);
+    const differ: string[] = STAGE1_KEYS.filter((k) => kept[k] !== wanted[k]).map(
+      (k) => `${k} ${String(kept[k])} ≠ ${String(wanted[k])}`,
+    );
+    // records from before these options existed mean 16-bit codes, plain k-means, nearest codes
+    const later = (o: Pick<CompressOptions, "codeBits" | "weighting" | "assignment" | "calibration">) =>
+      JSON.stringify([o.codeBits ?? "16", o.weighting ?? "none", o.assignment ?? "nearest", o.calibration ?? null]);
+    if (later(kept) !== later(wanted))
+      differ.push(`code bits, weighting, assignment, calibration ${later(kept)} ≠ ${later(wanted)}`);
     if (differ.length > 0) {
       throw new UsageError(
         "compress.resume",
-        `${stage1Dir} was compressed with other settings (${differ.map((k) => `${k} ${String(kept[k])} ≠ ${String(wanted[k])}`).join(", ")}); resume with the same options or delete ${work}`,
+        `${stage1Dir} was compressed with other settings (${differ.join(", ")}); resume with the same options or delete ${work}`,
       );
     }
     bpw = record.bpw;

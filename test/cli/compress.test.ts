@@ -59,6 +59,129 @@ describe("cli compress", () => {
     expect(JSON.parse(i.stdout).groups.attention.dtypes.U16).toBe(20);
   });
 
+  it("--code-bits min stores ⌈log₂K⌉-bit codes: the same model as 16-bit codes in a smaller file; eval, inspect, decompress read it", () => {
+    const base = ["compress", "--model", EXAMPLE, "--vector-dim", "8", "--clusters", "100", "--iters", "3", "--json"];
+    const wide = path.join(root, "codes16");
+    const packed = path.join(root, "codes7");
+    const a = cli(...base, "--out", wide);
+    const b = cli(...base, "--out", packed, "--code-bits", "min");
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const [ra, rb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+    expect(rb.bpw).toBeLessThan(ra.bpw);
+    expect(rb.bytes).toBeLessThan(ra.bytes);
+    expect(b.stderr).toMatch(/K = 100, 7-bit codes/);
+    const q = JSON.parse(fs.readFileSync(path.join(packed, "config.json"), "utf8")).quantization_config;
+    expect(q.modules["model.layers.0.self_attn.q_proj"].code_bits).toBe(7);
+    expect(
+      JSON.parse(fs.readFileSync(path.join(wide, "config.json"), "utf8")).quantization_config.modules[
+        "model.layers.0.self_attn.q_proj"
+      ].code_bits,
+    ).toBeUndefined();
+    // same seed, same d and K: the same codebooks and codes, so the same perplexity to the last digit
+    const ev = (dir: string) =>
+      JSON.parse(cli("eval", "--model", dir, "--data", TEXT, "--seqlen", "256", "--max-windows", "2", "--json").stdout)
+        .ppl;
+    expect(ev(packed)).toBe(ev(wide));
+    expect(cli("inspect", "--model", packed).stdout).toMatch(/7-bit codes/);
+    const dense = [path.join(root, "dense16"), path.join(root, "dense7")];
+    expect(cli("decompress", "--model", wide, "--out", dense[0]).code).toBe(0);
+    expect(cli("decompress", "--model", packed, "--out", dense[1]).code).toBe(0);
+    expect(
+      fs
+        .readFileSync(path.join(dense[1], "model.safetensors"))
+        .equals(fs.readFileSync(path.join(dense[0], "model.safetensors"))),
+    ).toBe(true);
+  });
+
+  it("--weighting hessian and --assignment gptq use the input statistics of --calib and are recorded; bad use is a usage error", () => {
+    const hq = path.join(root, "hq3");
+    const base = ["compress", "--model", EXAMPLE, "--bits", "3", "--vector-dim", "8", "--iters", "3"];
+    const r = cli(
+      ...base,
+      "--out",
+      hq,
+      "--weighting",
+      "hessian",
+      "--calib",
+      TEXT,
+      "--calib-samples",
+      "2",
+      "--calib-seqlen",
+      "64",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/input statistics .*2\/2 windows/);
+    const config = JSON.parse(fs.readFileSync(path.join(hq, "config.json"), "utf8"));
+    expect(config.quantization_config.weighting).toBe("hessian");
+    const record = JSON.parse(fs.readFileSync(path.join(hq, "cluscomp.json"), "utf8"));
+    expect(record.options.weighting).toBe("hessian");
+    expect(record.options.assignment).toBe("nearest");
+    expect(record.options.calibration).toEqual({ calib: TEXT, samples: 2, seqlen: 64, seed: 0 });
+    // the weighting changes the codebooks (same seed, same plan)
+    const plain = path.join(root, "plain3");
+    expect(cli(...base, "--out", plain).code).toBe(0);
+    const plainCodes = fs.readFileSync(path.join(plain, "model.safetensors"));
+    expect(fs.readFileSync(path.join(hq, "model.safetensors")).equals(plainCodes)).toBe(false);
+    const e = cli("eval", "--model", hq, "--data", TEXT, "--seqlen", "512", "--max-windows", "1", "--json");
+    expect(e.code, e.stderr).toBe(0);
+    // GPTQ-style codes: same codebook as plain k-means, other codes
+    const gq = path.join(root, "gq3");
+    const g = cli(
+      ...base,
+      "--out",
+      gq,
+      "--assignment",
+      "gptq",
+      "--calib",
+      TEXT,
+      "--calib-samples",
+      "2",
+      "--calib-seqlen",
+      "64",
+    );
+    expect(g.code, g.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(gq, "config.json"), "utf8")).quantization_config.assignment).toBe(
+      "gptq",
+    );
+    expect(fs.readFileSync(path.join(gq, "model.safetensors")).equals(plainCodes)).toBe(false);
+    expect(cli("eval", "--model", gq, "--data", TEXT, "--seqlen", "512", "--max-windows", "1").code).toBe(0);
+    for (const [args, message] of [
+      [["--weighting", "hessian"], /--weighting hessian needs --calib/],
+      [["--weighting", "fisher", "--calib", TEXT], /--weighting must be none or hessian/],
+      [["--assignment", "gptq"], /--assignment gptq needs --calib/],
+      [
+        ["--assignment", "gptq", "--calib", TEXT, "--codebooks", "2"],
+        /--assignment gptq needs one codebook per matrix/,
+      ],
+      [["--calib", TEXT], /--calib is a stage-2 option/],
+      [["--weighting", "hessian", "--calib", TEXT, "--calib-holdout", "1"], /--calib-holdout is a stage-2 option/],
+      [["--weighting", "hessian", "--calib", TEXT, "--calib-seqlen", "100000"], /longer than the model's context/],
+    ] as const) {
+      const bad = cli(...base, "--out", path.join(root, "never"), ...args);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr).toMatch(message);
+    }
+    const rtn = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      path.join(root, "never"),
+      "--method",
+      "rtn",
+      "--bits",
+      "3",
+      "--weighting",
+      "hessian",
+      "--calib",
+      TEXT,
+    );
+    expect(rtn.code).toBe(2);
+    expect(rtn.stderr).toMatch(/--weighting applies to --method cluscomp only/);
+    expect(fs.existsSync(path.join(root, "never"))).toBe(false);
+  });
+
   it("refuses a non-empty output directory and an unreachable target, writing nothing", () => {
     const before = listTree(root);
     const r = cli("compress", "--model", EXAMPLE, "--out", out, "--bits", "3", "--vector-dim", "8");

@@ -258,6 +258,47 @@ describe("3. codes ≥ K are refused when loading, naming the tensor", () => {
     expect(d.stderr).toMatch(/holds code 65535/);
     expect(fs.existsSync(path.join(root, "never-dense"))).toBe(false);
   });
+
+  it("in packed codes too (--code-bits min), and a packed tensor of the wrong size is named", () => {
+    const packed = path.join(root, "packed");
+    const c = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      packed,
+      "--vector-dim",
+      "8",
+      "--clusters",
+      "100",
+      "--iters",
+      "2",
+      "--code-bits",
+      "min",
+    );
+    expect(c.code, c.stderr).toBe(0);
+    const dir = copyOf(packed, "packed-range");
+    const file = path.join(dir, "model.safetensors");
+    const st = readSt(file);
+    const e = st.header["model.layers.1.self_attn.o_proj.codes"];
+    // 7-bit codes, LSB-first: the first byte's low 7 bits are code [0, 0]; 0x7f = 127 ≥ K = 100
+    st.data[e.data_offsets[0]] |= 0x7f;
+    writeStText(file, JSON.stringify(st.header), st.data);
+    const r = evalOf(dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /tensor "model\.layers\.1\.self_attn\.o_proj\.codes" holds code 127 at \[0, 0\], but its codebook .* has K = 100 centroids/,
+    );
+    const short = copyOf(packed, "packed-short");
+    const sf = path.join(short, "model.safetensors");
+    const s2 = readSt(sf);
+    const h = s2.header["model.layers.1.self_attn.o_proj.codes"];
+    h.shape = [h.shape[0] - 1];
+    writeStText(sf, JSON.stringify(s2.header), s2.data);
+    const r2 = evalOf(short);
+    expect(r2.code).not.toBe(0);
+    expect(r2.stderr).toMatch(/model\.layers\.1\.self_attn\.o_proj\.codes/);
+  });
 });
 
 describe("4. config and checkpoint must agree", () => {

@@ -14,6 +14,7 @@ import {
   parseModelConfig,
   planBpw,
   planCodebooks,
+  planScore,
   Rng,
   readModelConfig,
   resolvePlan,
@@ -74,7 +75,7 @@ const SHAPES: { name: string; cfg: ModelConfig }[] = [
 /** Bits the plan stores for a group (codes + its codebooks once) over the group's weights. */
 function groupBpw(g: CodebookGroup): number {
   const params = g.members.reduce((s, x) => s + x.in * x.out, 0);
-  const bits = g.members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d: g.d }), 0);
+  const bits = g.members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d: g.d }, g.codeBits), 0);
   return (bits + g.m * codebookBits(g.K, g.d)) / params;
 }
 
@@ -105,6 +106,41 @@ describe("the planner, --bits B alone", () => {
         }
       });
     }
+  }
+
+  for (const { name, cfg } of SHAPES) {
+    it(`${name}, --code-bits min: within the budget, ⌈log₂K⌉-bit codes, one more centroid would not fit, never a worse score`, () => {
+      for (const share of ["block", "none"] as ShareMode[]) {
+        for (const B of SWEEP) {
+          const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "min" });
+          const fixed = resolvePlan(cfg, { method: "cluscomp", bits: B, share });
+          for (const g of plan) {
+            expect(g.K).toBeGreaterThanOrEqual(2);
+            expect(g.codeBits).toBe(Math.max(1, Math.ceil(Math.log2(g.K))));
+            const params = g.members.reduce((s, x) => s + x.in * x.out, 0);
+            const bpw = groupBpw(g);
+            expect(bpw, `${g.codebook} d ${g.d} K ${g.K} at ${B}`).toBeLessThanOrEqual(g.targetBits! + 1e-9);
+            const N = g.members.reduce((s, x) => s + x.in * Math.ceil(x.out / g.d), 0);
+            if (g.K < MAX_CLUSTERS && g.K < N && g.targetBits! <= B) {
+              // K + 1 centroids, with the code width K + 1 needs
+              const w = Math.max(1, Math.ceil(Math.log2(g.K + 1)));
+              const codes = g.members.reduce((s, x) => s + codeBits({ out: x.out, in: x.in, d: g.d }, w), 0);
+              const oneMore = (codes + g.m * codebookBits(g.K + 1, g.d)) / params;
+              expect(oneMore, `${g.codebook}: one more centroid would still fit`).toBeGreaterThan(g.targetBits!);
+            }
+          }
+          expect(planBpw(plan)).toBeLessThanOrEqual(B + 1e-9);
+          // a group planned for the same target: packed codes never predict a worse quantizer than 16-bit ones
+          plan.forEach((g, i) => {
+            const f = fixed[i];
+            expect(f.codebook).toBe(g.codebook);
+            if (Math.abs(f.targetBits! - g.targetBits!) > 1e-12) return;
+            const N = (x: CodebookGroup) => x.members.reduce((s, m) => s + m.in * Math.ceil(m.out / x.d), 0);
+            expect(planScore(g.d, g.K, N(g))).toBeGreaterThanOrEqual(planScore(f.d, f.K, N(f)) - 1e-9);
+          });
+        }
+      }
+    });
   }
 
   it("reproduces the reference presets on Llama-2-7B matrices (per matrix)", () => {

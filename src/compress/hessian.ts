@@ -1,0 +1,99 @@
+// Input statistics for Hessian-aware clustering (LLM-Codebook; GPTQ's H = 2XᵀX up to its factor 2).
+// For a linear y = x·Wᵀ with inputs X [tokens, in] from calibration text, the layer-wise output error of a
+// perturbed weight is tr(ΔW·XᵀX·ΔWᵀ); its diagonal part Σᵢ hᵢ‖ΔW[:, i]‖² with hᵢ = Σₜ xₜᵢ² weighs each input
+// channel by how much signal flows through it. ClusComp's vector (i, j) holds output channels j·d … j·d+d−1 of
+// input channel i, so hᵢ is one weight per vector and the diagonal objective is weighted k-means exactly.
+//
+// collectInputStatistics runs the full-precision model over the windows one at a time and accumulates, for every
+// compressed linear, hᵢ over all their tokens (float64), and with `full` the whole XᵀX (for GPTQ-style error
+// feedback, compress/gptq.ts; [in, in] on the backend's matmul). The linears of one input share one statistic:
+// q/k/v read the first normed stream, o the attention output, gate/up the second normed stream, down
+// silu(gate)·up. The inputs are the full-precision model's (not those of already-compressed blocks).
+
+import type { Backend, Tensor } from "../backend/backend.js";
+import { CompressionError } from "../errors.js";
+import { decoderLayerForward, disposeActivations } from "../model/decoder_layer.js";
+import type { LlamaModel } from "../model/llama.js";
+
+/** A linear's input statistics: hᵢ = Σₜ xₜᵢ² per input channel, and with `full` XᵀX [in, in] row-major. */
+export interface InputStatistics {
+  diagonal: Float64Array;
+  hessian?: Float64Array;
+}
+
+/** By linear (HF module name, e.g. model.layers.0.self_attn.q_proj); linears reading one input share one object. */
+export type InputStatisticsMap = Map<string, InputStatistics>;
+
+/** Relative dampening added to every hᵢ (GPTQ's 1 % of the mean diagonal), so no vector weighs 0. */
+export const HESSIAN_DAMPENING = 0.01;
+
+export async function collectInputStatistics(
+  model: LlamaModel,
+  windows: Int32Array[],
+  opts: { full?: boolean; onWindow?: (done: number, total: number) => void } = {},
+): Promise<InputStatisticsMap> {
+  if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
+  const be: Backend = model.backend;
+  const cfg = model.config;
+  const layers = model.weights.layers;
+  const out: InputStatisticsMap = new Map();
+  const acc = async (names: string[], t: Tensor) => {
+    const width = t.shape[t.shape.length - 1];
+    const x = await be.read(t);
+    let st = out.get(names[0]);
+    if (!st) {
+      st = { diagonal: new Float64Array(width), hessian: opts.full ? new Float64Array(width * width) : undefined };
+      for (const n of names) out.set(n, st);
+    }
+    const h = st.diagonal;
+    for (let r = 0; r < x.length / width; r++) {
+      const o = r * width;
+      for (let i = 0; i < width; i++) h[i] += x[o + i] * x[o + i];
+    }
+    if (st.hessian) {
+      const xT = be.upload(x, [x.length / width, width]);
+      const gT = be.matmul(xT, xT, { transposeA: true });
+      be.dispose(xT);
+      const g = await be.read(gT);
+      be.dispose(gT);
+      for (let k = 0; k < g.length; k++) st.hessian[k] += g[k];
+    }
+  };
+  for (let w = 0; w < windows.length; w++) {
+    const ids = windows[w];
+    const T = ids.length;
+    const { cos, sin } = model.ropeFor(T);
+    const idsT = be.uploadInt(ids, [1, T]);
+    let h = be.embedding(idsT, model.weights.embedTokens);
+    be.dispose(idsT);
+    for (let l = 0; l < layers.length; l++) {
+      const { y, saved } = decoderLayerForward(be, cfg, layers[l], h, { cos, sin, past: 0 }, true);
+      const s = saved!;
+      const p = `model.layers.${l}`;
+      await acc([`${p}.self_attn.q_proj`, `${p}.self_attn.k_proj`, `${p}.self_attn.v_proj`], s.n1);
+      await acc([`${p}.self_attn.o_proj`], s.attn);
+      await acc([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], s.n2);
+      await acc([`${p}.mlp.down_proj`], s.act);
+      disposeActivations(be, s);
+      be.dispose(h);
+      h = y;
+    }
+    be.dispose(h);
+    opts.onWindow?.(w + 1, windows.length);
+  }
+  return out;
+}
+
+/**
+ * Per-vector weights of a matrix's vectors in extractVectors' order (vector index = i·cols + (j − start)):
+ * hᵢ + λ·mean(h), λ = HESSIAN_DAMPENING.
+ */
+export function vectorWeights(h: Float64Array, cols: number): Float32Array {
+  let mean = 0;
+  for (let i = 0; i < h.length; i++) mean += h[i];
+  mean /= h.length;
+  const damp = HESSIAN_DAMPENING * mean;
+  const w = new Float32Array(h.length * cols);
+  for (let i = 0; i < h.length; i++) w.fill(h[i] + damp, i * cols, (i + 1) * cols);
+  return w;
+}
