@@ -40,6 +40,7 @@ export {
   type CompressProgress,
   type CompressReport,
   compressModel,
+  DEFAULT_CODE_BITS,
   defaultShare,
   describePlan,
   dirBytes,
@@ -204,6 +205,7 @@ export {
   FLOAT_WEIGHT_DTYPES,
   isIgnoredBuffer,
   modelLinears,
+  readCodebookCodes,
 } from "./model/tensors.js";
 export { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16, fromFloat32, toFloat32 } from "./tensor/dtype.js";
 export { Rng } from "./tensor/rng.js";

@@ -12,6 +12,7 @@ import {
   type CompressOptions,
   compressAndTune,
   compressModel,
+  DEFAULT_CODE_BITS,
   defaultShare,
   describePlan,
   MAX_BITS,
@@ -59,8 +60,8 @@ export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means c
   --vector-dim d       cluscomp: one vector length for every codebook instead of the planner's choice
   --clusters K         cluscomp: centroids per codebook instead of --bits (needs --vector-dim)
   --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; m > 1 means --share none)
-  --code-bits C        cluscomp: 16 (default: every code 16 bits, as the reference) | min: each code in ⌈log₂K⌉
-                       bits, packed, and the planner spends the saved bits on the codebooks' rate
+  --code-bits C        cluscomp: min (default: each code in ⌈log₂K⌉ bits, packed; the planner spends what that
+                       saves on the codebooks' rate) | 16 (every code 16 bits, as the reference stores them)
   --share MODE         cluscomp: block (default: one codebook per block for attention, one for the MLP; measured
                        best on both shared models) | none (one per matrix) | model (one per projection type)
   --iters N            cluscomp: Lloyd iterations, ≥ 1 (default 20)
@@ -143,7 +144,7 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
   const dtype = optStr(a, "centroid-dtype") ?? "F16";
   if (dtype !== "F16" && dtype !== "BF16") usage("usage.dtype", `--centroid-dtype must be F16 or BF16, got "${dtype}"`);
   const codebooks = a.values.codebooks === undefined ? undefined : intOpt(a, "codebooks", 1, 1);
-  const codeBits = optStr(a, "code-bits") ?? "16";
+  const codeBits = optStr(a, "code-bits") ?? DEFAULT_CODE_BITS;
   if (!(CODE_BITS_MODES as readonly string[]).includes(codeBits))
     usage("usage.value", `--code-bits must be ${CODE_BITS_MODES.join(" or ")}, got "${codeBits}"`);
   return {
@@ -180,9 +181,9 @@ export function printPlan(plan: CodebookGroup[], share: ShareMode, bits?: number
     `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
   );
   if (bits === undefined) return;
-  const over = plan.filter((g) => (g.targetBits ?? bits) > bits + 1e-9);
+  const over = plan.filter((g) => !g.tookLeftover && (g.targetBits ?? bits) > bits + 1e-9);
   if (over.length === 0) return;
-  const rest = plan.find((g) => (g.targetBits ?? bits) <= bits + 1e-9)?.targetBits;
+  const rest = plan.find((g) => !g.tookLeftover && (g.targetBits ?? bits) <= bits + 1e-9)?.targetBits;
   const names = [...new Set(over.flatMap((g) => g.members.map((x) => x.projection)))].join(", ");
   process.stderr.write(
     `plan: ${over.length} codebook${over.length > 1 ? "s" : ""} (${names}) cannot go below ${Math.min(...over.map((g) => g.targetBits!)).toFixed(3)} bpw (a 16-bit code covers at most as many weights as the matrix has outputs); the others are planned at ${rest?.toFixed(3)} bpw so the model averages ${bits}\n`,

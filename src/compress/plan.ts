@@ -44,6 +44,8 @@ export interface CodebookGroup {
    * groups' target is lowered so the model still averages --bits.
    */
   targetBits?: number;
+  /** Packed codes: this group was given bits the others left unspent (targetBits is then above --bits). */
+  tookLeftover?: boolean;
 }
 
 /** Every q/k/v/o and gate/up/down weight of the model, in layer order. */
@@ -311,7 +313,7 @@ function planForBudget(
       });
       grew = true;
     }
-    if (!grew) return plan;
+    if (!grew) return packed ? spendLeftover(plan, B * total, m) : plan;
     if (cheapest.size === groups.length) {
       const reach = [...cheapest.values()].reduce((s, g) => s + planBudget([g]).bits, 0) / total;
       const worst = [...cheapest.values()].sort((a, b) => (b.targetBits ?? 0) - (a.targetBits ?? 0))[0];
@@ -320,6 +322,42 @@ function planForBudget(
         `--bits ${B} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is ${packed ? "at least 1 bit" : "16 bits"}; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
       );
     }
+  }
+}
+
+/**
+ * With packed codes a group's bits move in steps of a code width, so a plan at target B for every group can
+ * leave much of the budget unspent (2.34 of 2.5 bpw on llama-en-26m). Greedily, the group whose best plan with
+ * all the leftover bits gains the most planScore per extra bit takes it, until no group improves within what
+ * is left; the model still averages at most B.
+ */
+function spendLeftover(plan: CodebookGroup[], budgetBits: number, m: number): CodebookGroup[] {
+  const out = plan.slice();
+  const bitsOf = (g: CodebookGroup) => planBudget([g]).bits;
+  const vectorsOf = (g: CodebookGroup) => groupVectors(g);
+  for (;;) {
+    const left = budgetBits - out.reduce((s, g) => s + bitsOf(g), 0);
+    let best: { i: number; g: CodebookGroup; gain: number } | undefined;
+    out.forEach((g, i) => {
+      const params = g.members.reduce((s, x) => s + x.in * x.out, 0);
+      const chosen = chooseVectorDim(g.members, m, (bitsOf(g) + left) / params, true);
+      if (!chosen || (chosen.d === g.d && chosen.K === g.K)) return;
+      const next: CodebookGroup = {
+        ...g,
+        d: chosen.d,
+        K: chosen.K,
+        codeBits: codeWidth(chosen.K, true),
+        targetBits: (bitsOf(g) + left) / params,
+        tookLeftover: true,
+      };
+      const extra = bitsOf(next) - bitsOf(g);
+      const gain = planScore(next.d, next.K, vectorsOf(next)) - planScore(g.d, g.K, vectorsOf(g));
+      if (gain <= 0 || extra <= 0 || extra > left) return;
+      const perBit = (gain * params) / extra;
+      if (!best || perBit > best.gain) best = { i, g: next, gain: perBit };
+    });
+    if (!best) return out;
+    out[best.i] = best.g;
   }
 }
 

@@ -56,14 +56,15 @@ describe("cli compress", () => {
     expect(g.stdout.startsWith("Once upon a time")).toBe(true);
     const i = cli("inspect", "--model", out, "--json");
     expect(i.code).toBe(0);
-    expect(JSON.parse(i.stdout).groups.attention.dtypes.U16).toBe(20);
+    // packed codes by default: U8 bit streams
+    expect(JSON.parse(i.stdout).groups.attention.dtypes.U8).toBe(20);
   });
 
   it("--code-bits min stores ⌈log₂K⌉-bit codes: the same model as 16-bit codes in a smaller file; eval, inspect, decompress read it", () => {
     const base = ["compress", "--model", EXAMPLE, "--vector-dim", "8", "--clusters", "100", "--iters", "3", "--json"];
     const wide = path.join(root, "codes16");
     const packed = path.join(root, "codes7");
-    const a = cli(...base, "--out", wide);
+    const a = cli(...base, "--out", wide, "--code-bits", "16");
     const b = cli(...base, "--out", packed, "--code-bits", "min");
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
@@ -187,9 +188,14 @@ describe("cli compress", () => {
     const r = cli("compress", "--model", EXAMPLE, "--out", out, "--bits", "3", "--vector-dim", "8");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not empty/);
-    const u = cli("compress", "--model", EXAMPLE, "--out", path.join(root, "x"), "--bits", "3", "--vector-dim", "4");
+    // 16-bit codes of 4 weights cost 4 bpw alone; packed codes reach 3 bpw at d 4 but not 0.05
+    const u16 = ["compress", "--model", EXAMPLE, "--out", path.join(root, "x"), "--vector-dim", "4"];
+    const u = cli(...u16, "--bits", "3", "--code-bits", "16");
     expect(u.code).toBe(1);
     expect(u.stderr).toMatch(/unreachable with --vector-dim 4/);
+    const up = cli(...u16, "--bits", "0.05");
+    expect(up.code).toBe(1);
+    expect(up.stderr).toMatch(/unreachable with --vector-dim 4/);
     const k = cli(
       "compress",
       "--model",

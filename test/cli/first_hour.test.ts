@@ -20,7 +20,7 @@ describe("--bits alone", () => {
       const r = cli("compress", "--model", EXAMPLE, "--out", out, "--bits", bits, "--iters", "2", "--json");
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(
-        /^plan: --share block; attention d = \d+, K = \d+ \(×5\); mlp d = \d+, K = \d+ \(×5\) → [\d.]+ bits per weight/m,
+        /^plan: --share block; (attention|mlp) d = \d+, K = \d+, \d+-bit codes \(×\d\)(; (attention|mlp) d = \d+, K = \d+, \d+-bit codes \(×\d\))* → [\d.]+ bits per weight/m,
       );
       const o = JSON.parse(r.stdout);
       expect(o.bpw).toBeLessThanOrEqual(Number(bits));
@@ -84,7 +84,7 @@ describe("usage errors (exit 2) before any work", () => {
         expect(help.stdout, cmd).toMatch(/--backend NAME +auto .*\| webgpu \|/);
     }
     expect(cli("compare", "--help").stdout).toMatch(
-      /keys: method, bits, vector-dim, clusters, codebooks, share[\s\S]*finetune/,
+      /keys: method, bits, vector-dim, clusters, codebooks, code-bits, share[\s\S]*finetune/,
     );
   });
 
@@ -202,7 +202,9 @@ describe("quiet output", () => {
 
   it("inspect of a compressed model shows its quantization, the original parameter count and the context", () => {
     const out = path.join(root, "insp");
-    expect(cli("compress", "--model", EXAMPLE, "--out", out, "--bits", "3", "--iters", "1").code).toBe(0);
+    expect(
+      cli("compress", "--model", EXAMPLE, "--out", out, "--bits", "3", "--iters", "1", "--code-bits", "16").code,
+    ).toBe(0);
     const j = JSON.parse(cli("inspect", "--model", out, "--json").stdout);
     const orig = JSON.parse(cli("inspect", "--model", EXAMPLE, "--json").stdout);
     expect(j.params).toBe(orig.params);
@@ -211,7 +213,9 @@ describe("quiet output", () => {
     expect(j.groups.codebooks.params).toBe(0);
     const text = cli("inspect", "--model", out).stdout;
     expect(text).toMatch(/context {6}512 tokens/);
-    expect(text).toMatch(/quantization cluscomp, 3\.000 bits per weight over 35 matrices; share block; 10 codebooks/);
+    expect(text).toMatch(
+      /quantization cluscomp, 3\.000 bits per weight over 35 matrices; share block; 10 codebooks \(d [\d/]+, K [\d–]+, 16-bit codes, F16\)/,
+    );
     expect(text).toMatch(/finetuning {3}none \(no stage 2\)/);
     expect(text).toMatch(/parameters {3}260\.0K \(260,032, of the original model\)/);
     expect(listTree(out)).toContain("model.safetensors");

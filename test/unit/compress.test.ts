@@ -16,6 +16,7 @@ import {
   openCheckpoint,
   parseModelConfig,
   parseQuantizationConfig,
+  readCodebookCodes,
   Rng,
   type TensorToWrite,
   unpackBits,
@@ -41,7 +42,7 @@ function dequantizeToDir(qdir: string, out: string): void {
     let w: Float32Array;
     if (m.method === "cluscomp") {
       const l = vectorLayout(out, inp, m.d, m.m);
-      w = decodeWeight(src.readRaw(`${name}.codes`) as Uint16Array, src.readFloat32(m.codebook), l, m.K);
+      w = decodeWeight(readCodebookCodes(src, name, m, inp, l.nb), src.readFloat32(m.codebook), l, m.K);
       consumed.add(`${name}.codes`).add(m.codebook);
     } else {
       const ng = Math.ceil(inp / m.group_size);
@@ -141,7 +142,7 @@ describe("compress rejects bad settings and writes nothing", () => {
       { method: "cluscomp", vectorDim: 8, clusters: 5000 },
       /larger than the number of vectors/,
     ],
-    ["target bits unreachable", { method: "cluscomp", bits: 2, vectorDim: 4 }, /unreachable/],
+    ["target bits unreachable", { method: "cluscomp", bits: 2, vectorDim: 4, codeBits: "16" }, /unreachable/],
     ["both --bits and --clusters", { method: "cluscomp", bits: 3, vectorDim: 4, clusters: 3 }, /exactly one of/],
     ["rtn bits out of range", { method: "rtn", bits: 9, groupSize: 16 }, /1\.\.8/],
   ];

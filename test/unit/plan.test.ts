@@ -84,7 +84,7 @@ describe("the planner, --bits B alone", () => {
     for (const share of ["block", "none"] as ShareMode[]) {
       it(`${name}, --share ${share}: every B in ${SWEEP.join(", ")} gives a plan within the budget`, () => {
         for (const B of SWEEP) {
-          const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share });
+          const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "16" });
           expect(plan.length).toBeGreaterThan(0);
           for (const g of plan) {
             expect(g.K, `${g.codebook} at ${B}`).toBeGreaterThanOrEqual(2);
@@ -113,7 +113,7 @@ describe("the planner, --bits B alone", () => {
       for (const share of ["block", "none"] as ShareMode[]) {
         for (const B of SWEEP) {
           const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "min" });
-          const fixed = resolvePlan(cfg, { method: "cluscomp", bits: B, share });
+          const fixed = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "16" });
           for (const g of plan) {
             expect(g.K).toBeGreaterThanOrEqual(2);
             expect(g.codeBits).toBe(Math.max(1, Math.ceil(Math.log2(g.K))));
@@ -143,9 +143,19 @@ describe("the planner, --bits B alone", () => {
     });
   }
 
+  it("--code-bits min spends the budget its code widths leave (llama-en-26m, block): within 1 % of B", () => {
+    const cfg = SHAPES[1].cfg;
+    for (const B of [1.2, 2, 2.5, 3.25, 4.1]) {
+      const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share: "block", codeBits: "min" });
+      expect(planBpw(plan), `at ${B}`).toBeLessThanOrEqual(B + 1e-9);
+      expect(planBpw(plan), `at ${B}`).toBeGreaterThan(0.99 * B);
+    }
+  });
+
   it("reproduces the reference presets on Llama-2-7B matrices (per matrix)", () => {
     const cfg = SHAPES[2].cfg;
-    const d = (B: number) => new Set(resolvePlan(cfg, { method: "cluscomp", bits: B, share: "none" }).map((g) => g.d));
+    const d = (B: number) =>
+      new Set(resolvePlan(cfg, { method: "cluscomp", bits: B, share: "none", codeBits: "16" }).map((g) => g.d));
     expect(d(4.14)).toEqual(new Set([4]));
     expect(d(3)).toEqual(new Set([6]));
     expect(d(2.28)).toEqual(new Set([8]));
@@ -155,7 +165,7 @@ describe("the planner, --bits B alone", () => {
   it("plans matrices too narrow for the target at their minimum and takes their excess from the others", () => {
     // k_proj / v_proj have 8 outputs: a 16-bit code covers at most 8 weights, 2 bpw before any codebook
     const cfg = SHAPES[3].cfg;
-    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 1, share: "none" });
+    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 1, share: "none", codeBits: "16" });
     const narrow = plan.filter((g) => /[kv]_proj/.test(g.codebook));
     expect(narrow.length).toBe(2);
     for (const g of narrow) {
@@ -169,7 +179,7 @@ describe("the planner, --bits B alone", () => {
 
   it("goes below 1 bit per weight with long vectors, and says why when even that cannot fit", () => {
     const cfg = SHAPES[1].cfg;
-    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 0.8, share: "block" });
+    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 0.8, share: "block", codeBits: "16" });
     for (const g of plan) expect(g.d).toBeGreaterThan(20);
     expect(planBpw(plan)).toBeLessThanOrEqual(0.8);
     expect(() => resolvePlan(readModelConfig(EXAMPLE), { method: "cluscomp", bits: 0.1, share: "none" })).toThrow(
@@ -200,10 +210,11 @@ describe("the planner, --bits B alone", () => {
     }
   });
 
-  it("defaults to block sharing, and to per-matrix codebooks when several per matrix are asked for", () => {
+  it("defaults to block sharing and packed codes, and to per-matrix codebooks when several per matrix are asked for", () => {
     const cfg = readModelConfig(EXAMPLE);
     const plan = resolvePlan(cfg, { method: "cluscomp", bits: 3 });
     expect(plan.map((g) => g.codebook)).toContain("model.layers.0.self_attn.codebook");
+    for (const g of plan) expect(g.codeBits).toBe(Math.ceil(Math.log2(g.K)));
     const m2 = resolvePlan(cfg, { method: "cluscomp", bits: 3, codebooks: 2 });
     expect(m2.every((g) => g.members.length === 1 && g.m === 2)).toBe(true);
   });
