@@ -75,9 +75,11 @@ export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR --bits B [
 ${COMPRESS_OPTIONS_HELP}
   --weighting W        cluscomp: none (default: plain k-means) | hessian: each vector weighs by Σ x² of its input
                        channel over --calib (LLM-Codebook's Hessian-aware objective)
-  --assignment A       cluscomp: nearest (default: each vector's nearest centroid) | gptq: GPTQ's column order with
-                       error feedback through the inverse of XᵀX over --calib (the codebook from k-means)
-                       (both read --calib, --calib-samples, --calib-seqlen and --seed, also without --finetune)
+  --assignment A       cluscomp: nearest (each vector's nearest centroid) | gptq: GPTQ's column order with error
+                       feedback through the inverse of XᵀX over --calib (the codebook from k-means); default gptq
+                       with --finetune blockwise (its --calib is there; measured better before and after stage 2),
+                       else nearest (both read --calib, --calib-samples, --calib-seqlen and --seed, also without
+                       --finetune)
   --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
                        --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
 ${FINETUNE_OPTIONS_HELP}
@@ -215,7 +217,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
       json: { type: "boolean" },
       finetune: { type: "string", default: "none" },
       weighting: { type: "string", default: "none" },
-      assignment: { type: "string", default: "nearest" },
+      assignment: { type: "string" },
       ...COMPRESS_OPTIONS,
       ...FINETUNE_OPTIONS,
       ...BACKEND_OPTION,
@@ -229,7 +231,11 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const weighting = str(a, "weighting", "compress") as Weighting;
   if (!WEIGHTINGS.includes(weighting))
     usage("usage.weighting", `--weighting must be ${WEIGHTINGS.join(" or ")}, got "${weighting}"`);
-  const assignment = str(a, "assignment", "compress") as Assignment;
+  // with stage 2 the calibration text is there: GPTQ-style codes by default (one codebook per matrix only)
+  const assignment = (optStr(a, "assignment") ??
+    (finetune === "blockwise" && options.method === "cluscomp" && (options.codebooks ?? 1) === 1
+      ? "gptq"
+      : "nearest")) as Assignment;
   if (!ASSIGNMENTS.includes(assignment))
     usage("usage.assignment", `--assignment must be ${ASSIGNMENTS.join(" or ")}, got "${assignment}"`);
   const calibrated = weighting !== "none" || assignment !== "nearest";
