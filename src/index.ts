@@ -218,6 +218,7 @@ export {
   type BlockwiseSettings,
   DEFAULT_LR,
   DEFAULT_LR_SCHEDULE,
+  defaultHoldout,
   finetuneBlockwise,
   finetuneRecord,
   LR_SCHEDULES,

@@ -13,6 +13,7 @@ import {
   compressAndTune,
   compressModel,
   DEFAULT_CODE_BITS,
+  defaultHoldout,
   defaultShare,
   describePlan,
   MAX_BITS,
@@ -205,7 +206,15 @@ function calibrationSpec(a: ParsedArgs, modelDir: string, flagName: string): Cal
   const seqlen = a.values["calib-seqlen"] === undefined ? context : intOpt(a, "calib-seqlen", 0, 1);
   if (seqlen > context)
     usage("usage.value", `--calib-seqlen ${seqlen} is longer than the model's context (${context})`);
-  return { calib, samples: intOpt(a, "calib-samples", 128, 1), seqlen, seed: intOpt(a, "seed", 0) };
+  const samples = intOpt(a, "calib-samples", 128, 1);
+  // with stage 2, its held-out windows stay unread here too (the same default as finetune's)
+  const holdout =
+    optStr(a, "finetune") === "blockwise"
+      ? a.values["calib-holdout"] === undefined
+        ? defaultHoldout(samples)
+        : intOpt(a, "calib-holdout", 0, 0)
+      : undefined;
+  return { calib, samples, seqlen, seed: intOpt(a, "seed", 0), ...(holdout === undefined ? {} : { holdout }) };
 }
 
 export async function compressCommand(argv: string[]): Promise<void> {

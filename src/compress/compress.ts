@@ -92,6 +92,8 @@ export interface CalibrationSpec {
   samples: number;
   seqlen: number;
   seed: number;
+  /** Windows at the end of the text never read (stage 2's held-out windows, when it follows); default 0. */
+  holdout?: number;
 }
 
 export interface CompressProgress {
@@ -393,6 +395,7 @@ async function inputStatistics(
     samples: c.samples,
     seqlen: c.seqlen,
     seed: c.seed,
+    holdout: c.holdout ?? 0,
   }).train;
   const { model } = loadModel(srcDir, backend, { allowUnused: o.allowUnusedTensors });
   try {

@@ -149,6 +149,11 @@ interface State {
 const STATE_FILE = "state.json";
 const BETAS = [0.9, 0.999] as const;
 /** Default AdamW learning rate of stage 2 (the reference's 5e-3 raised the loss on short schedules; docs/results.md). */
+/** Held-out windows of stage 2's guard when --calib-holdout is not given: max(2, ⌈N/8⌉). */
+export function defaultHoldout(samples: number): number {
+  return Math.max(2, Math.ceil(samples / 8));
+}
+
 export const DEFAULT_LR = 1e-3;
 /** Default learning-rate schedule of stage 2 (docs/results.md). */
 export const DEFAULT_LR_SCHEDULE: LrSchedule = "constant";
@@ -166,7 +171,7 @@ export function resolveBlockwiseOptions(cfg: ModelConfig, o: BlockwiseOptions): 
   const r: BlockwiseSettings = {
     calib: path.resolve(o.calib),
     samples: o.calibSamples ?? 128,
-    holdout: o.calibHoldout ?? Math.max(2, Math.ceil((o.calibSamples ?? 128) / 8)),
+    holdout: o.calibHoldout ?? defaultHoldout(o.calibSamples ?? 128),
     seqlen: o.calibSeqlen ?? cap,
     seed: o.seed ?? 0,
     epochs: o.epochs ?? 20,

@@ -258,6 +258,11 @@ describe("cli compress", () => {
     expect(rep.bpw).toBeCloseTo(4.1, 1);
     expect(rep.bytes).toBeGreaterThan(0);
     expect(fs.existsSync(`${tuned}.work`)).toBe(false);
+    // stage 2 brings calibration text, so stage 1's codes are GPTQ-style by default, its held-out windows unread
+    const record = JSON.parse(fs.readFileSync(path.join(tuned, "cluscomp.json"), "utf8"));
+    expect(record.options.assignment).toBe("gptq");
+    expect(record.options.calibration).toEqual({ calib: TEXT, samples: 2, seqlen: 16, seed: 0, holdout: 2 });
+    expect(r.stderr).toMatch(/input statistics .*2\/2 windows/);
     expect(cli("eval", "--model", tuned, "--data", TEXT, "--seqlen", "64", "--max-windows", "2").code).toBe(0);
     // a stage-1 checkpoint shared across blocks cannot be tuned block by block
     const bad = cli(...args.map((x) => (x === tuned ? path.join(root, "bad") : x === "block" ? "model" : x)));
