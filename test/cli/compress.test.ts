@@ -98,19 +98,8 @@ describe("cli compress", () => {
   it("--weighting hessian and --assignment gptq use the input statistics of --calib and are recorded; bad use is a usage error", () => {
     const hq = path.join(root, "hq3");
     const base = ["compress", "--model", EXAMPLE, "--bits", "3", "--vector-dim", "8", "--iters", "3"];
-    const r = cli(
-      ...base,
-      "--out",
-      hq,
-      "--weighting",
-      "hessian",
-      "--calib",
-      TEXT,
-      "--calib-samples",
-      "2",
-      "--calib-seqlen",
-      "64",
-    );
+    const calib = ["--calib", TEXT, "--calib-samples", "2", "--calib-seqlen", "64"];
+    const r = cli(...base, "--out", hq, "--weighting", "hessian", ...calib);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/input statistics .*2\/2 windows/);
     const config = JSON.parse(fs.readFileSync(path.join(hq, "config.json"), "utf8"));
@@ -128,19 +117,7 @@ describe("cli compress", () => {
     expect(e.code, e.stderr).toBe(0);
     // GPTQ-style codes: same codebook as plain k-means, other codes
     const gq = path.join(root, "gq3");
-    const g = cli(
-      ...base,
-      "--out",
-      gq,
-      "--assignment",
-      "gptq",
-      "--calib",
-      TEXT,
-      "--calib-samples",
-      "2",
-      "--calib-seqlen",
-      "64",
-    );
+    const g = cli(...base, "--out", gq, "--assignment", "gptq", ...calib);
     expect(g.code, g.stderr).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(gq, "config.json"), "utf8")).quantization_config.assignment).toBe(
       "gptq",

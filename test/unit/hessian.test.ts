@@ -34,6 +34,32 @@ function gaussian(N: number, d: number, seed: number): Float32Array {
   return Float32Array.from({ length: N * d }, () => r.normal());
 }
 
+/** ‖X·Wᵀ − X·Ŵᵀ‖² for X [T, in], W [out, in] and Ŵ decoded from codes (extractVectors' order) and centroids. */
+function layerOutputError(
+  X: Float32Array,
+  T: number,
+  W: Float32Array,
+  out: number,
+  inp: number,
+  l: ReturnType<typeof vectorLayout>,
+  centroids: Float32Array,
+  codes: ArrayLike<number>,
+  K: number,
+): number {
+  const all = new Uint16Array(inp * l.nb);
+  placeCodes(all, codes, l, 0);
+  const Wq = decodeWeight(all, centroids, l, K);
+  let e = 0;
+  for (let t = 0; t < T; t++) {
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let i = 0; i < inp; i++) s += X[t * inp + i] * (W[o * inp + i] - Wq[o * inp + i]);
+      e += s * s;
+    }
+  }
+  return e;
+}
+
 function positiveWeights(N: number, seed: number): Float32Array {
   const r = new Rng(seed);
   return Float32Array.from({ length: N }, () => Math.exp(2 * r.normal()));
@@ -183,20 +209,8 @@ describe("Hessian weights", () => {
     for (let t = 0; t < T; t++) for (let i = 0; i < inp; i++) h[i] += X[t * inp + i] ** 2;
     const l = vectorLayout(out, inp, d);
     const v = extractVectors(W, l);
-    const outputError = (centroids: Float32Array, codes: Int32Array) => {
-      const all = new Uint16Array(inp * l.nb);
-      placeCodes(all, codes, l, 0);
-      const Wq = decodeWeight(all, centroids, l, 24);
-      let e = 0;
-      for (let t = 0; t < T; t++) {
-        for (let o = 0; o < out; o++) {
-          let s = 0;
-          for (let i = 0; i < inp; i++) s += X[t * inp + i] * (W[o * inp + i] - Wq[o * inp + i]);
-          e += s * s;
-        }
-      }
-      return e;
-    };
+    const outputError = (centroids: Float32Array, codes: Int32Array) =>
+      layerOutputError(X, T, W, out, inp, l, centroids, codes, 24);
     const plain = await kmeans(be, v, d, { K: 24, iters: 20, seed: 0 });
     const weighted = await kmeans(be, v, d, { K: 24, iters: 20, seed: 0, weights: vectorWeights(h, l.nb) });
     const ePlain = outputError(plain.centroids, plain.codes);
@@ -276,20 +290,7 @@ describe("GPTQ assignment (error feedback)", () => {
       const W = Float32Array.from({ length: out * inp }, () => r.normal());
       const l = vectorLayout(out, inp, d);
       const km = await kmeans(be, extractVectors(W, l), d, { K, iters: 10, seed });
-      const outputError = (codes: ArrayLike<number>) => {
-        const all = new Uint16Array(inp * l.nb);
-        placeCodes(all, codes, l, 0);
-        const Wq = decodeWeight(all, km.centroids, l, K);
-        let e = 0;
-        for (let t = 0; t < T; t++) {
-          for (let o = 0; o < out; o++) {
-            let s = 0;
-            for (let i = 0; i < inp; i++) s += X[t * inp + i] * (W[o * inp + i] - Wq[o * inp + i]);
-            e += s * s;
-          }
-        }
-        return e;
-      };
+      const outputError = (codes: ArrayLike<number>) => layerOutputError(X, T, W, out, inp, l, km.centroids, codes, K);
       const codes = await gptqAssign(be, W, gptqFactor(gram(X, T, inp), inp), km.centroids, l);
       const eGptq = outputError(codes);
       const eNearest = outputError(km.codes);
