@@ -28,7 +28,15 @@ import {
 } from "../index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { allowUnused, BACKEND_HELP, BACKEND_OPTION, backendFromArgs, flag, intOpt, parse, str, usage } from "./args.js";
-import { COMPRESS_OPTIONS, compressOptions, compressProgress, printPlan } from "./compress.js";
+import {
+  CALIBRATED_OPTIONS,
+  COMPRESS_OPTIONS,
+  calibratedOptions,
+  calibrationSpec,
+  compressOptions,
+  compressProgress,
+  printPlan,
+} from "./compress.js";
 import { FINETUNE_OPTIONS, finetuneOptions, finetuneProgress } from "./finetune.js";
 import { ProgressBar } from "./progress.js";
 
@@ -43,8 +51,9 @@ export const COMPARE_HELP = `cluscomp compare --model DIR --data FILE --out DIR 
   was made from the same model (config and tensor headers) with the same settings.
   SPEC: options of cluscomp compress as key=value, e.g. "method=rtn bits=3 group-size=128",
   "bits=3 vector-dim=6 share=model", "bits=2.5 finetune=blockwise calib=c4.jsonl calib-samples=64 epochs=4".
-  keys: ${Object.keys(COMPRESS_OPTIONS).join(", ")},
-        finetune (none | blockwise) and its ${RUN_FINETUNE_KEYS.join(", ")} (train-norms=true)
+  keys: ${Object.keys(COMPRESS_OPTIONS).join(", ")}, ${Object.keys(CALIBRATED_OPTIONS).join(", ")},
+        finetune (none | blockwise) and its ${RUN_FINETUNE_KEYS.join(", ")} (train-norms=true); as for compress,
+        assignment defaults to gptq with finetune=blockwise
   --seqlen N, --max-windows N, --batch-size N   as for cluscomp eval
 ${BACKEND_HELP}
   --json               print {title, rows} as one JSON object on stdout instead of the table`;
@@ -56,7 +65,7 @@ export interface RunSpec {
 }
 
 /** Parses a `compare --run` spec of compress flags without dashes: "method=rtn bits=3 group-size=128". */
-export function parseRunSpec(spec: string): RunSpec {
+export function parseRunSpec(spec: string, modelDir: string): RunSpec {
   const argv = spec
     .trim()
     .split(/\s+/)
@@ -73,19 +82,35 @@ export function parseRunSpec(spec: string): RunSpec {
         usage("usage.run", `--run "${spec}": ${key} is an option of compare itself, not of a variant`);
       return [`--${key}`, value];
     });
-  const spec2 = { ...COMPRESS_OPTIONS, finetune: { type: "string" as const, default: "none" }, ...FINETUNE_OPTIONS };
-  const a = parse(argv, spec2, `compare --run "${spec}"`);
-  const compress = compressOptions(a, `compare --run "${spec}"`);
+  const spec2 = {
+    ...COMPRESS_OPTIONS,
+    ...CALIBRATED_OPTIONS,
+    finetune: { type: "string" as const, default: "none" },
+    ...FINETUNE_OPTIONS,
+  };
+  const command = `compare --run "${spec}"`;
+  const a = parse(argv, spec2, command);
+  const options = compressOptions(a, command);
   const finetune = a.values.finetune;
   if (finetune !== "none" && finetune !== "blockwise")
     usage("usage.run", `--run "${spec}": finetune must be none or blockwise, got ${JSON.stringify(finetune)}`);
+  const calibrated = calibratedOptions(a, command, finetune, options);
   if (finetune === "none") {
-    const stray = RUN_FINETUNE_KEYS.find((k) => a.values[k] !== undefined);
+    const stray = RUN_FINETUNE_KEYS.find(
+      (k) => a.values[k] !== undefined && !calibrated.readsWithoutStage2.includes(k),
+    );
     if (stray) usage("usage.run", `--run "${spec}": ${stray} is a stage-2 key; it needs finetune=blockwise`);
-    return { spec, compress };
+  } else if (options.method !== "cluscomp") {
+    usage("usage.run", `--run "${spec}": finetune=blockwise needs method cluscomp`);
   }
-  if (compress.method !== "cluscomp") usage("usage.run", `--run "${spec}": finetune=blockwise needs method cluscomp`);
-  return { spec, compress, tune: finetuneOptions(a, `compare --run "${spec}"`, compress.seed ?? 0).tune };
+  const tune = finetune === "blockwise" ? finetuneOptions(a, command, options.seed ?? 0).tune : undefined;
+  const compress = {
+    ...options,
+    weighting: calibrated.weighting,
+    assignment: calibrated.assignment,
+    calibration: calibrated.needsCalibration ? calibrationSpec(a, modelDir, calibrated.flag, command) : undefined,
+  };
+  return tune ? { spec, compress, tune } : { spec, compress };
 }
 
 function slug(spec: string): string {
@@ -145,7 +170,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
   const specs = (a.values.run as string[] | undefined) ?? [];
   if (specs.length === 0)
     usage("usage.missing", 'compare: give at least one --run "SPEC" (see cluscomp compare --help)');
-  const runs = specs.map(parseRunSpec); // validate all before any work
+  const runs = specs.map((spec) => parseRunSpec(spec, src)); // validate all before any work
   const seqlenArg = a.values.seqlen === undefined ? undefined : intOpt(a, "seqlen", 2, 2);
   const maxWindows = a.values["max-windows"] === undefined ? undefined : intOpt(a, "max-windows", 0, 1);
   const batchSize = intOpt(a, "batch-size", 1, 1);

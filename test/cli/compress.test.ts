@@ -118,6 +118,27 @@ describe("cli compress", () => {
     // GPTQ-style codes: same codebook as plain k-means, other codes
     const gq = path.join(root, "gq3");
     const g = cli(...base, "--out", gq, "--assignment", "gptq", ...calib);
+    expect(g.stderr).toMatch(
+      /note: --assignment gptq estimates each linear's input Hessian from 128 calibration tokens/,
+    );
+    // compare --run takes the same keys
+    const cmp = cli(
+      "compare",
+      "--model",
+      EXAMPLE,
+      "--data",
+      TEXT,
+      "--out",
+      path.join(root, "cmp-gptq"),
+      "--max-windows",
+      "1",
+      "--seqlen",
+      "64",
+      "--run",
+      `bits=3 vector-dim=8 iters=3 assignment=gptq calib=${TEXT} calib-samples=2 calib-seqlen=64`,
+      "--json",
+    );
+    expect(cmp.code, cmp.stderr).toBe(0);
     expect(g.code, g.stderr).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(gq, "config.json"), "utf8")).quantization_config.assignment).toBe(
       "gptq",
