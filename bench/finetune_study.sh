@@ -14,7 +14,8 @@
 #   full-precision model (`train --loss kd --teacher`), on SAMPLES_C (default 48) self-generated samples of 512
 #   tokens (`cluscomp generate-data` from the FP model, seed 0) for EPOCHS_C (default 2) epochs, or on the C4
 #   excerpt for the same number of steps; perplexity on the first 4,096 tokens of WikiText-2 (8 × 512).
-#   Rows are "name:base:sets:lr:data[:extra flags]" with data gen | c4; the bases' stage-1 and stage-2
+#   Rows are "name:base:sets:lr:data[:extra flags]" with data gen | c4 (bases with 16-bit codes as the reference
+#   stores them, and "-packed" ones with --code-bits min); the bases' stage-1 and stage-2
 #   perplexities go to OUT/bases-C.tsv. The trained models are kept (OUT/runs/C-<name>) for samples.
 # Rows are "name:base:sets:lr[:extra flags, comma-separated]"; each writes a line to OUT/results-<protocol>.tsv
 # (name, base, trainable set, lr, trainable parameters, before, after, train seconds, peak RSS MiB, tokens/s;
@@ -50,13 +51,15 @@ base() {
         $cli compress --backend cpu --model "$model" --out "$dir" --method rtn --bits "${spec%g*}" \
           --group-size "${spec#*g}" > "$out/bases/$name.log" 2>&1 ;;
       cc-*)
-        # cc-<bits>-d<vector dim>-<share>: stage 1, then stage 2
-        # (d "dplan": the planner's vector lengths)
-        IFS=- read -r _ bits d share <<< "$name"
+        # cc-<bits>-d<vector dim>-<share>[-packed]: stage 1, then stage 2
+        # (d "dplan": the planner's vector lengths; "-packed": --code-bits min)
+        IFS=- read -r _ bits d share codes <<< "$name"
         local dim=(--vector-dim "${d#d}")
         [ "$d" = dplan ] && dim=()
+        local codebits=16
+        [ "${codes:-}" = packed ] && codebits=min
         [ -f "$dir.s1/config.json" ] || $cli compress --backend cpu --model "$model" --out "$dir.s1" --bits "$bits" \
-          "${dim[@]}" --share "$share" > "$out/bases/$name.s1.log" 2>&1
+          "${dim[@]}" --share "$share" --code-bits "$codebits" > "$out/bases/$name.s1.log" 2>&1
         $cli finetune --backend cpu --model "$model" --stage1 "$dir.s1" --out "$dir" --calib "$calib" \
           --calib-samples 16 --calib-seqlen 512 --epochs 4 --lr 1e-3 --lr-schedule constant \
           > "$out/bases/$name.log" 2>&1 ;;
@@ -84,9 +87,11 @@ elif [ "$protocol" = C ]; then
     --samples "${SAMPLES_C:-48}" --seqlen 512 --seed 0 > "$gen.log" 2>&1
   steps_c=$(( ${SAMPLES_C:-48} * ${EPOCHS_C:-2} ))
   DEFAULT_ROWS="cc2-gen-3e-4:cc-2-dplan-block:codebooks,norms:3e-4:gen
+    cc2p-gen-3e-4:cc-2-dplan-block-packed:codebooks,norms:3e-4:gen
+    cc1.2p-gen-3e-4:cc-1.2-dplan-block-packed:codebooks,norms:3e-4:gen
     cc1.2-gen-3e-4:cc-1.2-dplan-block:codebooks,norms:3e-4:gen
-    cc2-c4-3e-4:cc-2-dplan-block:codebooks,norms:3e-4:c4
-    cc1.2-c4-3e-4:cc-1.2-dplan-block:codebooks,norms:3e-4:c4"
+    cc2p-c4-3e-4:cc-2-dplan-block-packed:codebooks,norms:3e-4:c4
+    cc1.2p-c4-3e-4:cc-1.2-dplan-block-packed:codebooks,norms:3e-4:c4"
   data=(--seqlen 512 --batch-size 1 --eval-data "$wiki" --eval-windows 8 --loss kd --teacher "$model")
   # perplexity (first 8 × 512 of WikiText-2) of a checkpoint
   wikippl() {
