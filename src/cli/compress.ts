@@ -2,6 +2,7 @@
 // and with --finetune blockwise stage 2 as well.
 
 import * as fs from "node:fs";
+import * as os from "node:os";
 import {
   ASSIGNMENTS,
   type Assignment,
@@ -209,6 +210,25 @@ function warnFewTokens(c: CalibrationSpec, modelDir: string): void {
   }
 }
 
+/** Bytes of the float64 input Hessians GPTQ-style codes hold (one per distinct input of each layer). */
+function gptqHessianBytes(modelDir: string): number {
+  const cfg = readModelConfig(modelDir);
+  const widths = new Map<string, number>();
+  for (const x of listLinears(cfg)) {
+    // q/k/v share their input, gate/up theirs
+    const input =
+      x.family === "attention"
+        ? x.projection === "o_proj"
+          ? "o"
+          : "qkv"
+        : x.projection === "down_proj"
+          ? "down"
+          : "gu";
+    widths.set(`${x.layer}.${input}`, x.in);
+  }
+  return [...widths.values()].reduce((s, n) => s + 8 * n * n, 0);
+}
+
 /** --weighting / --assignment as compress and compare --run read them. */
 export const CALIBRATED_OPTIONS: OptionSpec = {
   weighting: { type: "string" },
@@ -316,8 +336,23 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const modelDir = resolveModelPath(str(a, "model", "compress"), "--model");
   const tuning = finetune === "blockwise" ? finetuneOptions(a, "compress", options.seed ?? 0) : undefined;
   const out = checkOutputArg(str(a, "out", "compress"));
-  const { weighting, assignment } = calibrated;
-  const calibration = calibrated.needsCalibration ? calibrationSpec(a, modelDir, calibrated.flag) : undefined;
+  const { weighting } = calibrated;
+  let { assignment } = calibrated;
+  const hessianBytes = gptqHessianBytes(modelDir);
+  if (assignment === "gptq" && hessianBytes > os.totalmem() / 2) {
+    const need = `${(hessianBytes / 2 ** 30).toFixed(1)} GiB`;
+    if (optStr(a, "assignment") === "gptq")
+      usage(
+        "usage.memory",
+        `--assignment gptq holds every layer's input Hessian (${need}), more than half this machine's memory; use --assignment nearest`,
+      );
+    process.stderr.write(
+      `note: GPTQ-style codes would hold ${need} of input Hessians, more than half this machine's memory: nearest codes instead\n`,
+    );
+    assignment = "nearest";
+  }
+  const calibration =
+    weighting !== "none" || assignment !== "nearest" ? calibrationSpec(a, modelDir, calibrated.flag) : undefined;
   if (calibration && assignment === "gptq") warnFewTokens(calibration, modelDir);
   const backend = await backendFromArgs(a, "compress", [modelDir]);
   const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block", options.bits);

@@ -60,6 +60,35 @@ describe("cli compress", () => {
     expect(JSON.parse(i.stdout).groups.attention.dtypes.U8).toBe(20);
   });
 
+  it("GPTQ-style codes that would not fit in memory: an explicit request is refused, the default falls back to nearest", () => {
+    const big = path.join(root, "big-config");
+    fs.mkdirSync(big);
+    // one layer with a 2²²-wide MLP input: its Hessian alone is 128 TiB in float64, beyond any machine
+    fs.writeFileSync(
+      path.join(big, "config.json"),
+      JSON.stringify({
+        architectures: ["LlamaForCausalLM"],
+        hidden_size: 8192,
+        intermediate_size: 2 ** 22,
+        num_hidden_layers: 1,
+        num_attention_heads: 64,
+        num_key_value_heads: 8,
+        vocab_size: 32000,
+        max_position_embeddings: 4096,
+      }),
+    );
+    const args = ["compress", "--model", big, "--out", path.join(root, "never-big"), "--bits", "3", "--calib", TEXT];
+    const r = cli(...args, "--assignment", "gptq");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /--assignment gptq holds every layer's input Hessian \(\d+\.\d GiB\), more than half this machine's memory/,
+    );
+    const d = cli(...args, "--finetune", "blockwise");
+    expect(d.stderr).toMatch(/note: GPTQ-style codes would hold \d+\.\d GiB .*: nearest codes instead/);
+    expect(d.stderr).toMatch(/no \*\.safetensors file/); // and then the missing weights, as before
+    expect(fs.existsSync(path.join(root, "never-big"))).toBe(false);
+  });
+
   it("--code-bits min stores ⌈log₂K⌉-bit codes: the same model as 16-bit codes in a smaller file; eval, inspect, decompress read it", () => {
     const base = ["compress", "--model", EXAMPLE, "--vector-dim", "8", "--clusters", "100", "--iters", "3", "--json"];
     const wide = path.join(root, "codes16");
