@@ -191,7 +191,7 @@ export function printPlan(plan: CodebookGroup[], share: ShareMode, bits?: number
   const rest = plan.find((g) => !g.tookLeftover && (g.targetBits ?? bits) <= bits + 1e-9)?.targetBits;
   const names = [...new Set(over.flatMap((g) => g.members.map((x) => x.projection)))].join(", ");
   process.stderr.write(
-    `plan: ${over.length} codebook${over.length > 1 ? "s" : ""} (${names}) cannot go below ${Math.min(...over.map((g) => g.targetBits!)).toFixed(3)} bpw (a 16-bit code covers at most as many weights as the matrix has outputs); the others are planned at ${rest?.toFixed(3)} bpw so the model averages ${bits}\n`,
+    `plan: ${over.length} codebook${over.length > 1 ? "s" : ""} (${names}) cannot go below ${Math.min(...over.map((g) => g.targetBits!)).toFixed(3)} bpw (a code covers at most as many weights as the matrix has outputs); the others are planned at ${rest?.toFixed(3)} bpw so the model averages ${bits}\n`,
   );
 }
 
