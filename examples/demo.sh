@@ -65,6 +65,6 @@ console.log(win
   ? `verdict: ClusComp wins at ${c.bpw.toFixed(2)} bits/weight: perplexity ${ce.ppl.toFixed(1)} against RTN's ${re.ppl.toFixed(1)} (${ratio.toFixed(1)}× lower) at ${mib(dirC).toFixed(3)} vs ${mib(dirR).toFixed(3)} MiB; the original scores ${o.ppl.toFixed(2)}.`
   : `verdict: RTN wins at this size: perplexity ${re.ppl.toFixed(1)} against ClusComp\u2019s ${ce.ppl.toFixed(1)} (${ratio.toFixed(1)}× lower).`);
 console.log("Where ClusComp loses: at 4.5 bits/weight RTN 4-bit g64 is better on this model (measured: perplexity 4.55 vs");
-console.log("4.76; at 3.5 ClusComp wins, 6.33 vs 8.68). On llama-en-26m ClusComp at 3.25 bits/weight (stage 1 alone) scores");
+console.log("4.74; at 3.5 ClusComp wins, 6.31 vs 8.68). On llama-en-26m ClusComp at 3.25 bits/weight (stage 1 alone) scores");
 console.log("445.4 against RTN 3-bit g128's 466.6 and full precision's 453.8 (docs/results.md, \"Better codebooks\").");
 EOF
