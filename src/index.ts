@@ -70,6 +70,7 @@ export {
   HESSIAN_DAMPENING,
   type InputStatistics,
   type InputStatisticsMap,
+  inputHessianBytes,
   vectorWeights,
 } from "./compress/hessian.js";
 export {

@@ -17,6 +17,7 @@ import {
   defaultHoldout,
   defaultShare,
   describePlan,
+  inputHessianBytes,
   listLinears,
   MAX_BITS,
   planBpw,
@@ -210,25 +211,6 @@ function warnFewTokens(c: CalibrationSpec, modelDir: string): void {
   }
 }
 
-/** Bytes of the float64 input Hessians GPTQ-style codes hold (one per distinct input of each layer). */
-function gptqHessianBytes(modelDir: string): number {
-  const cfg = readModelConfig(modelDir);
-  const widths = new Map<string, number>();
-  for (const x of listLinears(cfg)) {
-    // q/k/v share their input, gate/up theirs
-    const input =
-      x.family === "attention"
-        ? x.projection === "o_proj"
-          ? "o"
-          : "qkv"
-        : x.projection === "down_proj"
-          ? "down"
-          : "gu";
-    widths.set(`${x.layer}.${input}`, x.in);
-  }
-  return [...widths.values()].reduce((s, n) => s + 8 * n * n, 0);
-}
-
 /** --weighting / --assignment as compress and compare --run read them. */
 export const CALIBRATED_OPTIONS: OptionSpec = {
   weighting: { type: "string" },
@@ -338,7 +320,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const out = checkOutputArg(str(a, "out", "compress"));
   const { weighting } = calibrated;
   let { assignment } = calibrated;
-  const hessianBytes = gptqHessianBytes(modelDir);
+  const hessianBytes = inputHessianBytes(listLinears(readModelConfig(modelDir)));
   if (assignment === "gptq" && hessianBytes > os.totalmem() / 2) {
     const need = `${(hessianBytes / 2 ** 30).toFixed(1)} GiB`;
     if (optStr(a, "assignment") === "gptq")

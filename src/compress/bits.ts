@@ -34,8 +34,8 @@ export function codebookBits(K: number, d: number): number {
 }
 
 /** bpw of one matrix with its own m codebooks of K centroids. */
-export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1, width = CODE_BITS): number {
-  return (codeBits(s, width) + m * codebookBits(K, s.d)) / (s.in * s.out);
+export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1): number {
+  return (codeBits(s) + m * codebookBits(K, s.d)) / (s.in * s.out);
 }
 
 /** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */

@@ -14,6 +14,7 @@ import type { Backend, Tensor } from "../backend/backend.js";
 import { CompressionError } from "../errors.js";
 import { decoderLayerForward, disposeActivations } from "../model/decoder_layer.js";
 import type { LlamaModel } from "../model/llama.js";
+import type { MatrixSpec } from "./plan.js";
 
 /** A linear's input statistics: hᵢ = Σₜ xₜᵢ² per input channel, and with `full` XᵀX [in, in] row-major. */
 export interface InputStatistics {
@@ -82,6 +83,19 @@ export async function collectInputStatistics(
     opts.onWindow?.(w + 1, windows.length);
   }
   return out;
+}
+
+/** The input a linear reads, as collectInputStatistics shares statistics: q/k/v one, gate/up one, o and down their own. */
+function inputStream(x: MatrixSpec): string {
+  if (x.family === "attention") return x.projection === "o_proj" ? "o" : "qkv";
+  return x.projection === "down_proj" ? "down" : "gate_up";
+}
+
+/** Bytes of the float64 XᵀX collectInputStatistics holds with `full` for these linears (one per distinct input). */
+export function inputHessianBytes(mats: MatrixSpec[]): number {
+  const widths = new Map<string, number>();
+  for (const x of mats) widths.set(`${x.layer}.${inputStream(x)}`, x.in);
+  return [...widths.values()].reduce((s, n) => s + 8 * n * n, 0);
 }
 
 /**

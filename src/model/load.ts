@@ -17,7 +17,7 @@ import { formatShape, shapeEquals } from "../tensor/shape.js";
 import type { DecoderLayer } from "./decoder_layer.js";
 import type { Linear } from "./linear.js";
 import { LlamaModel } from "./llama.js";
-import { CODEBOOK_DTYPES, checkCheckpoint, FLOAT_WEIGHT_DTYPES, readCodebookCodes } from "./tensors.js";
+import { CODEBOOK_DTYPES, checkCheckpoint, codesTensor, FLOAT_WEIGHT_DTYPES, readCodebookCodes } from "./tensors.js";
 
 export interface LoadProgress {
   tensorsDone: number;
@@ -132,13 +132,12 @@ export class CheckpointReader {
     const backend = this.backend;
     if (q.method === "cluscomp") {
       const nb = Math.ceil(out / q.d);
-      const b = moduleCodeBits(q);
-      const codesInfo = this.check(`${prefix}.codes`, b === 16 ? [inp, nb] : [Math.ceil((inp * nb * b) / 8)]);
-      const want = b === 16 ? "U16" : "U8";
-      if (codesInfo.dtype !== want) {
+      const spec = codesTensor(q, inp, nb);
+      const codesInfo = this.check(`${prefix}.codes`, spec.shape);
+      if (!spec.dtypes.includes(codesInfo.dtype)) {
         throw new ModelError(
           "model.tensor_dtype",
-          `tensor "${prefix}.codes" is ${codesInfo.dtype}; ${b}-bit codes must be ${want}`,
+          `tensor "${prefix}.codes" is ${codesInfo.dtype}; ${moduleCodeBits(q)}-bit codes must be ${spec.dtypes.join(" or ")}`,
         );
       }
       const codes32 = readCodebookCodes(this.source, prefix, q, inp, nb, ` (in ${codesInfo.file})`);

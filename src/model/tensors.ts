@@ -91,14 +91,7 @@ export function expectedTensors(
     if (!m) {
       float(`${x.module}.weight`, [x.out, x.in]);
     } else if (m.method === "cluscomp") {
-      const nb = Math.ceil(x.out / m.d);
-      const b = moduleCodeBits(m);
-      want.set(
-        `${x.module}.codes`,
-        b === 16
-          ? { shape: [x.in, nb], dtypes: ["U16"], role: "ClusComp codes" }
-          : { shape: [Math.ceil((x.in * nb * b) / 8)], dtypes: ["U8"], role: `ClusComp ${b}-bit packed codes` },
-      );
+      want.set(`${x.module}.codes`, codesTensor(m, x.in, Math.ceil(x.out / m.d)));
       const prev = want.get(m.codebook);
       const shape = [m.m, m.K, m.d];
       if (prev && !shapeEquals(prev.shape, shape)) {
@@ -189,6 +182,14 @@ export function checkCheckpoint(
     );
   }
   return { unused };
+}
+
+/** The codes tensor of a ClusComp module: U16 [in, nb], or with code_bits b < 16 a U8 bit stream of in·nb·b bits. */
+export function codesTensor(m: CodebookModule, inp: number, nb: number): ExpectedTensor {
+  const b = moduleCodeBits(m);
+  return b === 16
+    ? { shape: [inp, nb], dtypes: ["U16"], role: "ClusComp codes" }
+    : { shape: [Math.ceil((inp * nb * b) / 8)], dtypes: ["U8"], role: `ClusComp ${b}-bit packed codes` };
 }
 
 /**

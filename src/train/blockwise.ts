@@ -148,12 +148,12 @@ interface State {
 
 const STATE_FILE = "state.json";
 const BETAS = [0.9, 0.999] as const;
-/** Default AdamW learning rate of stage 2 (the reference's 5e-3 raised the loss on short schedules; docs/results.md). */
 /** Held-out windows of stage 2's guard when --calib-holdout is not given: max(2, ⌈N/8⌉). */
 export function defaultHoldout(samples: number): number {
   return Math.max(2, Math.ceil(samples / 8));
 }
 
+/** Default AdamW learning rate of stage 2 (the reference's 5e-3 raised the loss on short schedules; docs/results.md). */
 export const DEFAULT_LR = 1e-3;
 /** Default learning-rate schedule of stage 2 (docs/results.md). */
 export const DEFAULT_LR_SCHEDULE: LrSchedule = "constant";
