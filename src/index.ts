@@ -34,6 +34,7 @@ export {
   type Assignment,
   type CalibrationSpec,
   CODE_BITS_MODES,
+  COMPRESS_METHODS,
   type CodeBitsMode,
   type CompressMethod,
   type CompressOptions,
@@ -44,9 +45,17 @@ export {
   defaultShare,
   describePlan,
   dirBytes,
+  fixedRanks,
+  isScalarMethod,
+  type LowRankSummary,
+  lowRankSummary,
   MAX_BITS,
+  REALLM_ALTERNATIONS,
+  REALLM_RANK_SHARES,
+  reallmPlan,
   resolvedCompressOptions,
   resolvePlan,
+  shareRanks,
   WEIGHTINGS,
   type Weighting,
 } from "./compress/compress.js";
@@ -63,6 +72,8 @@ export {
   GPTQ_BLOCK,
   gptqAssign,
   gptqFactor,
+  gptqQuantize,
+  gptqSweep,
   inverseCholeskyUpper,
 } from "./compress/gptq.js";
 export {
@@ -81,6 +92,15 @@ export {
   MAX_CLUSTERS,
   sampleDistinct,
 } from "./compress/kmeans.js";
+export {
+  lowRankFactors,
+  lowRankProduct,
+  orthonormalColumns,
+  type RandomizedSvdOptions,
+  randomizedSvd,
+  symmetricEigen,
+  type TruncatedSvd,
+} from "./compress/lowrank.js";
 export {
   type CodebookGroup,
   listLinears,
@@ -170,7 +190,9 @@ export {
   type DenseLinear,
   type Linear,
   type LoraAdapter,
+  type LowRankPart,
   linearWeight,
+  lowRankParts,
   type RtnLinear,
 } from "./model/linear.js";
 export {
@@ -272,6 +294,7 @@ export {
   GradAccumulator,
   layerGradRequest,
   loraParamName,
+  lowRankParamName,
   modelGradRequest,
   modelTrainableParams,
   paramSet,

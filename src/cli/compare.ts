@@ -15,6 +15,7 @@ import {
   compressModel,
   dirBytes,
   finetuneRecord,
+  isScalarMethod,
   loadModel,
   loadTokenizer,
   modelFingerprint,
@@ -100,8 +101,8 @@ export function parseRunSpec(spec: string, modelDir: string): RunSpec {
       (k) => a.values[k] !== undefined && !calibrated.readsWithoutStage2.includes(k),
     );
     if (stray) usage("usage.run", `--run "${spec}": ${stray} is a stage-2 key; it needs finetune=blockwise`);
-  } else if (options.method !== "cluscomp") {
-    usage("usage.run", `--run "${spec}": finetune=blockwise needs method cluscomp`);
+  } else if (isScalarMethod(options.method)) {
+    usage("usage.run", `--run "${spec}": finetune=blockwise needs method cluscomp or reallm`);
   }
   const tune = finetune === "blockwise" ? finetuneOptions(a, command, options.seed ?? 0).tune : undefined;
   const compress = {
@@ -222,7 +223,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
         ...run.compress,
         allowUnusedTensors: allowUnused(a),
         onProgress: compressProgress(run.compress.method),
-        onPlan: (plan) => printPlan(plan, run.compress.share ?? "block", run.compress.bits),
+        onPlan: (plan, lowRank) => printPlan(plan, run.compress.share ?? "block", run.compress.bits, lowRank),
       };
       if (run.tune) {
         const r = await compressAndTune(backend, src, dir, stage1, {
@@ -242,10 +243,9 @@ export async function compareCommand(argv: string[]): Promise<void> {
     const c = run.compress;
     rows.push({
       label: name,
-      method:
-        c.method === "rtn"
-          ? `rtn g${c.groupSize}`
-          : `cluscomp share=${c.share ?? "block"}${run.tune ? " + stage 2" : ""}`,
+      method: isScalarMethod(c.method)
+        ? `${c.method} g${c.groupSize}`
+        : `${c.method} share=${c.share ?? "block"}${run.tune ? " + stage 2" : ""}`,
       bpw,
       bytes: dirBytes(dir),
       ppl: e.ppl,

@@ -8,8 +8,10 @@ import {
   type Assignment,
   type CalibrationSpec,
   CODE_BITS_MODES,
+  COMPRESS_METHODS,
   type CodeBitsMode,
   type CodebookGroup,
+  type CompressMethod,
   type CompressOptions,
   compressAndTune,
   compressModel,
@@ -18,6 +20,8 @@ import {
   defaultShare,
   describePlan,
   inputHessianBytes,
+  isScalarMethod,
+  type LowRankSummary,
   listLinears,
   MAX_BITS,
   planBpw,
@@ -57,12 +61,18 @@ import {
 } from "./finetune.js";
 import { ProgressBar } from "./progress.js";
 
-export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means codebooks, default) | rtn (round-to-nearest baseline)
+export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means codebooks, default) | reallm (ReALLM: an fp16 low-rank part B·A plus
+                       codebooks for the residual W − B·A) | rtn (round-to-nearest baseline) | gptq (GPTQ, the
+                       scalar baseline: RTN's grid and format, codes by GPTQ's column sweep with error feedback
+                       through each linear's input Hessian over --calib; no act-order)
   --bits B             cluscomp: target bits per weight, 0 < B < ${MAX_BITS}; the planner picks a vector length and K for
                        every codebook within it (codes and codebooks counted) and prints what it chose;
-                       rtn: integer bit width 1..8
+                       rtn, gptq: integer bit width 1..8
   --vector-dim d       cluscomp: one vector length for every codebook instead of the planner's choice
   --clusters K         cluscomp: centroids per codebook instead of --bits (needs --vector-dim)
+  --rank R             reallm: rank of every matrix's low-rank part (default: the share of each matrix's bits it
+                       takes — 0, 1/16, 1/8 or 1/4 — chosen by measured reconstruction error); the codebooks get
+                       the bits it leaves (--bits counts both)
   --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; m > 1 means --share none)
   --code-bits C        cluscomp: min (default: each code in ⌈log₂K⌉ bits, packed; the planner spends what that
                        saves on the codebooks' rate) | 16 (every code 16 bits, as the reference stores them)
@@ -71,7 +81,7 @@ export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means c
   --iters N            cluscomp: Lloyd iterations, ≥ 1 (default 20)
   --seed S             cluscomp: k-means seed (default 0)
   --centroid-dtype T   cluscomp: F16 (default) | BF16
-  --group-size G       rtn: group size along the input axis (default 128)`;
+  --group-size G       rtn, gptq: group size along the input axis (default 128)`;
 
 export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR --bits B [options]
   Compresses every q/k/v/o and gate/up/down weight; writes a cluscomp checkpoint directory (atomically; the
@@ -98,6 +108,7 @@ export const COMPRESS_OPTIONS: OptionSpec = {
   "vector-dim": { type: "string" },
   clusters: { type: "string" },
   codebooks: { type: "string" },
+  rank: { type: "string" },
   "code-bits": { type: "string" },
   share: { type: "string" },
   iters: { type: "string" },
@@ -107,29 +118,32 @@ export const COMPRESS_OPTIONS: OptionSpec = {
 };
 
 /** The flags each method reads; any other compression flag given with it is a usage error, never ignored. */
-const METHOD_FLAGS: Record<"cluscomp" | "rtn", readonly string[]> = {
+const METHOD_FLAGS: Record<CompressMethod, readonly string[]> = {
   cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "code-bits", "share", "iters", "seed", "centroid-dtype"],
+  reallm: ["bits", "rank", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype"],
   rtn: ["bits", "group-size"],
+  gptq: ["bits", "group-size"],
 };
 
 /** Compression options from parsed flags (shared by `compress` and `compare --run`), validated as usage. */
 export function compressOptions(a: ParsedArgs, command: string): CompressOptions {
-  const method = str(a, "method", command);
-  if (method !== "cluscomp" && method !== "rtn")
-    usage("usage.method", `--method must be cluscomp or rtn, got "${method}"`);
+  const method = str(a, "method", command) as CompressMethod;
+  if (!COMPRESS_METHODS.includes(method))
+    usage("usage.method", `--method must be ${COMPRESS_METHODS.join(", ")}, got "${method}"`);
   for (const name of Object.keys(COMPRESS_OPTIONS)) {
     if (name === "method" || a.values[name] === undefined) continue;
     if (!METHOD_FLAGS[method].includes(name)) {
-      const other = method === "rtn" ? "cluscomp" : "rtn";
-      usage("usage.flag", `${command}: --${name} applies to --method ${other} only`);
+      const others = COMPRESS_METHODS.filter((m) => METHOD_FLAGS[m].includes(name));
+      usage("usage.flag", `${command}: --${name} applies to --method ${others.join(" or ")} only`);
     }
   }
   const opt = (name: string) => (optStr(a, name) === undefined ? undefined : numOpt(a, name, 0));
   const bits = opt("bits");
-  if (method === "rtn") {
-    if (bits === undefined) usage("usage.missing", `${command}: --method rtn needs --bits (an integer bit width 1..8)`);
+  if (isScalarMethod(method)) {
+    if (bits === undefined)
+      usage("usage.missing", `${command}: --method ${method} needs --bits (an integer bit width 1..8)`);
     if (!Number.isInteger(bits) || bits < 1 || bits > 8)
-      usage("usage.value", `--bits for --method rtn must be an integer in 1..8, got ${bits}`);
+      usage("usage.value", `--bits for --method ${method} must be an integer in 1..8, got ${bits}`);
     return { method, bits, groupSize: intOpt(a, "group-size", 128, 1) };
   }
   const clusters = a.values.clusters === undefined ? undefined : intOpt(a, "clusters", 0, 1);
@@ -153,12 +167,16 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
   const codeBits = optStr(a, "code-bits") ?? DEFAULT_CODE_BITS;
   if (!(CODE_BITS_MODES as readonly string[]).includes(codeBits))
     usage("usage.value", `--code-bits must be ${CODE_BITS_MODES.join(" or ")}, got "${codeBits}"`);
+  const rank = a.values.rank === undefined ? undefined : intOpt(a, "rank", 0, 1);
+  if (method === "reallm" && bits === undefined)
+    usage("usage.missing", `${command}: --method reallm needs --bits B (low-rank parts and codebooks together)`);
   return {
     method,
     bits,
     vectorDim,
     clusters,
     codebooks,
+    ...(rank !== undefined ? { rank } : {}),
     codeBits: codeBits as CodeBitsMode,
     share: (share as ShareMode | undefined) ?? defaultShare({ codebooks }),
     iters: intOpt(a, "iters", 20, 1),
@@ -170,19 +188,29 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
 /** Progress bar adapter for compressModel. */
 export function compressProgress(method: string): CompressOptions["onProgress"] {
   let bar: ProgressBar | null = null;
+  let phase: string | undefined;
   return (p) => {
+    // a preliminary pass (reallm's rank probes) has its own bar
+    if (bar && p.phase !== phase) bar = null;
+    phase = p.phase;
     bar ??= new ProgressBar({
-      label: method === "rtn" ? "rtn" : "k-means",
+      label: isScalarMethod(method as CompressMethod) ? method : p.phase ? `k-means (${p.phase})` : "k-means",
       total: p.total,
-      unit: method === "rtn" ? "matrices" : "Mdist",
+      unit: isScalarMethod(method as CompressMethod) ? "matrices" : "Mdist",
     });
     bar.update(p.done, p.mse === undefined ? p.current : `${p.current} mse ${p.mse.toExponential(3)}`);
   };
 }
 
 /** What the planner chose, on stderr before the work starts (and why some codebooks got another rate). */
-export function printPlan(plan: CodebookGroup[], share: ShareMode, bits?: number): void {
+export function printPlan(plan: CodebookGroup[], share: ShareMode, target?: number, lowRank?: LowRankSummary): void {
   const { params } = planBudget(plan);
+  if (lowRank) {
+    process.stderr.write(
+      `plan: low-rank parts of rank ${lowRank.ranks.join("/")} (fp16) take ${lowRank.bpw.toFixed(3)} bits per weight; the codebooks get the rest\n`,
+    );
+  }
+  const bits = target === undefined || !lowRank ? target : target - lowRank.bpw;
   process.stderr.write(
     `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
   );
@@ -237,15 +265,20 @@ export function calibratedOptions(
   if (!WEIGHTINGS.includes(weighting))
     usage("usage.weighting", `--weighting must be ${WEIGHTINGS.join(" or ")}, got "${weighting}"`);
   const assignment = (optStr(a, "assignment") ??
-    (finetune === "blockwise" && options.method === "cluscomp" && (options.codebooks ?? 1) === 1
+    (finetune === "blockwise" && !isScalarMethod(options.method) && (options.codebooks ?? 1) === 1
       ? "gptq"
       : "nearest")) as Assignment;
   if (!ASSIGNMENTS.includes(assignment))
     usage("usage.assignment", `--assignment must be ${ASSIGNMENTS.join(" or ")}, got "${assignment}"`);
-  const needsCalibration = weighting !== "none" || assignment !== "nearest";
-  const flag = weighting !== "none" ? "--weighting" : "--assignment";
-  if (needsCalibration && options.method !== "cluscomp")
-    usage("usage.flag", `${command}: ${flag} applies to --method cluscomp only`);
+  const codebookCalibrated = weighting !== "none" || assignment !== "nearest";
+  const flag = options.method === "gptq" ? "--method" : weighting !== "none" ? "--weighting" : "--assignment";
+  if (codebookCalibrated && isScalarMethod(options.method))
+    usage(
+      "usage.flag",
+      `${command}: ${weighting !== "none" ? "--weighting" : "--assignment"} applies to --method cluscomp or reallm only`,
+    );
+  // GPTQ reads its input Hessians from the calibration text
+  const needsCalibration = codebookCalibrated || options.method === "gptq";
   if (assignment === "gptq" && (options.codebooks ?? 1) > 1)
     usage("usage.flag", `${command}: --assignment gptq needs one codebook per matrix (--codebooks 1)`);
   const readsWithoutStage2 = needsCalibration ? ["calib", "calib-samples", "calib-seqlen"] : [];
@@ -307,7 +340,11 @@ export async function compressCommand(argv: string[]): Promise<void> {
     );
     if (stray) usage("usage.flag", `compress: --${stray} is a stage-2 option; it needs --finetune blockwise`);
   } else {
-    if (options.method !== "cluscomp") usage("usage.finetune", "--finetune blockwise needs --method cluscomp");
+    if (options.method === "rtn")
+      usage(
+        "usage.finetune",
+        "--finetune blockwise needs --method cluscomp or reallm (it tunes codebooks or low-rank parts)",
+      );
     if (options.share === "model") {
       usage(
         "usage.finetune",
@@ -321,6 +358,11 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const { weighting } = calibrated;
   let { assignment } = calibrated;
   const hessianBytes = inputHessianBytes(listLinears(readModelConfig(modelDir)));
+  if (options.method === "gptq" && hessianBytes > os.totalmem() / 2)
+    usage(
+      "usage.memory",
+      `--method gptq holds every layer's input Hessian (${(hessianBytes / 2 ** 30).toFixed(1)} GiB), more than half this machine's memory`,
+    );
   if (assignment === "gptq" && hessianBytes > os.totalmem() / 2) {
     const need = `${(hessianBytes / 2 ** 30).toFixed(1)} GiB`;
     if (optStr(a, "assignment") === "gptq")
@@ -334,10 +376,13 @@ export async function compressCommand(argv: string[]): Promise<void> {
     assignment = "nearest";
   }
   const calibration =
-    weighting !== "none" || assignment !== "nearest" ? calibrationSpec(a, modelDir, calibrated.flag) : undefined;
-  if (calibration && assignment === "gptq") warnFewTokens(calibration, modelDir);
+    weighting !== "none" || assignment !== "nearest" || options.method === "gptq"
+      ? calibrationSpec(a, modelDir, calibrated.flag)
+      : undefined;
+  if (calibration && (assignment === "gptq" || options.method === "gptq")) warnFewTokens(calibration, modelDir);
   const backend = await backendFromArgs(a, "compress", [modelDir]);
-  const onPlan = (plan: CodebookGroup[]) => printPlan(plan, options.share ?? "block", options.bits);
+  const onPlan = (plan: CodebookGroup[], lowRank?: LowRankSummary) =>
+    printPlan(plan, options.share ?? "block", options.bits, lowRank);
   let statsBar: ProgressBar | null = null;
   const stage1Options: CompressOptions = {
     ...options,

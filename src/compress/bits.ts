@@ -6,6 +6,7 @@
 //   bpw = b·in·⌈out/d⌉ / (in·out)  +  16·K·d·m / (in·out)
 // which for b = 16 is the reference's 16/d + 16·K·d·m/(in·out) whenever d divides out (padding codes are counted
 // honestly otherwise). A codebook shared by several matrices is counted once, spread over all of them.
+// ReALLM's low-rank part of rank r (fp16 factors A [r, in], B [out, r]) adds 16·r·(in + out) bits to its matrix.
 // RTN, b bits, group G along the input axis, fp16 scale + zero per group: bpw = b + 32/G.
 
 export const CODE_BITS = 16;
@@ -36,6 +37,11 @@ export function codebookBits(K: number, d: number): number {
 /** bpw of one matrix with its own m codebooks of K centroids. */
 export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1): number {
   return (codeBits(s) + m * codebookBits(K, s.d)) / (s.in * s.out);
+}
+
+/** Bits of ReALLM's fp16 low-rank factors of rank r for a matrix [out, in]. */
+export function lowRankPartBits(r: number, out: number, inp: number): number {
+  return CENTROID_BITS * r * (out + inp);
 }
 
 /** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */

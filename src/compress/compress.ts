@@ -23,20 +23,29 @@ import { checkCheckpoint } from "../model/tensors.js";
 import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
-import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
-import { extractVectors, placeCodes, vectorLayout } from "./codebook.js";
-import { gptqAssign, gptqFactor } from "./gptq.js";
+import { type BitBudget, budgetBpw, lowRankPartBits, rtnBpw } from "./bits.js";
+import { decodeWeight, extractVectors, placeCodes, vectorLayout } from "./codebook.js";
+import { gptqAssign, gptqFactor, gptqQuantize } from "./gptq.js";
 import { collectInputStatistics, type InputStatistics, type InputStatisticsMap, vectorWeights } from "./hessian.js";
-import { type CentroidDtype, kmeans } from "./kmeans.js";
+import { type CentroidDtype, kmeans, roundCentroids } from "./kmeans.js";
+import { lowRankFactors, lowRankProduct, randomizedSvd } from "./lowrank.js";
 import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
-import { packBits, rtnQuantize, validateRtn } from "./rtn.js";
+import { packBits, type RtnWeight, rtnQuantize, validateRtn } from "./rtn.js";
 
-export type CompressMethod = "cluscomp" | "rtn";
+export type CompressMethod = "cluscomp" | "reallm" | "rtn" | "gptq";
+export const COMPRESS_METHODS: readonly CompressMethod[] = ["cluscomp", "reallm", "rtn", "gptq"];
+/** The scalar-grid methods (RTN's format: b-bit codes, fp16 scale and zero per group). */
+export const isScalarMethod = (m: CompressMethod): m is "rtn" | "gptq" => m === "rtn" || m === "gptq";
 
 export interface CompressOptions {
   method: CompressMethod;
-  /** cluscomp: target bits per weight (planner chooses K); rtn: integer bit width. */
+  /** cluscomp, reallm: target bits per weight (planner chooses K); rtn: integer bit width. */
   bits?: number;
+  /**
+   * reallm: rank of every matrix's fp16 low-rank part (capped at its smaller side); default: the share of each
+   * matrix's bits spent on it is chosen from REALLM_RANK_SHARES by measured reconstruction error.
+   */
+  rank?: number;
   /** cluscomp: vector length d (default: chosen per codebook for --bits by the planner, see plan.ts). */
   vectorDim?: number;
   /** cluscomp: centroids per codebook (instead of --bits). */
@@ -68,7 +77,7 @@ export interface CompressOptions {
   /** Windows of the Hessian statistics pass done / total. */
   onStatistics?: (done: number, total: number) => void;
   /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
-  onPlan?: (plan: CodebookGroup[]) => void;
+  onPlan?: (plan: CodebookGroup[], lowRank?: LowRankSummary) => void;
   /** Compress a checkpoint with tensors its config does not use (they are copied as they are); default: refuse. */
   allowUnusedTensors?: boolean;
 }
@@ -106,6 +115,8 @@ export interface CompressProgress {
   current: string;
   /** k-means: mean squared error per weight of the codebook being fitted, after the latest assignment. */
   mse?: number;
+  /** A preliminary pass with its own done/total (reallm's rank probes: "rank probe, share 1/8"); absent for the fit. */
+  phase?: string;
 }
 
 export interface GroupReport {
@@ -118,6 +129,8 @@ export interface GroupReport {
   objectiveFirst: number;
   objectiveFinal: number;
   repairs: number;
+  /** Σ over members of ‖W − Ŵ‖² (each input channel weighted by its Hessian diagonal when statistics exist). */
+  reconstructionError: number;
 }
 
 export interface CompressReport {
@@ -130,6 +143,9 @@ export interface CompressReport {
   seconds: number;
   options: Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors">;
   groups?: GroupReport[];
+  /** reallm without --rank: the shares probed and their reconstruction errors (Σ of the groups'), and the one kept. */
+  rankProbes?: { share: number; error: number }[];
+  rankShare?: number;
   /** Entries of the model directory not copied: links outside it (and its cache blobs), special files. */
   skippedFiles?: string[];
 }
@@ -166,12 +182,30 @@ interface Compressed {
   groups?: GroupReport[];
 }
 
+/** ReALLM's settings for clusterModel: every member's rank (absent or 0: no low-rank part) and alternations. */
+interface LowRankFit {
+  ranks: Map<string, number>;
+  /** Refits of the low-rank part on W − VQ(residual), each followed by a warm-started k-means (LQ-LoRA). */
+  alternations: number;
+}
+
+/** One group's k-means fit: codebooks [m, K, d], every member's codes [in, nb] and the objectives. */
+interface GroupFit {
+  codebooks: Float32Array;
+  codes: Map<string, Uint16Array>;
+  objectiveFirst: number;
+  objectiveFinal: number;
+  repairs: number;
+  vectors: number;
+}
+
 async function clusterModel(
   backend: Backend,
   source: TensorSource,
   plan: CodebookGroup[],
   o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> & Pick<CompressOptions, "onProgress">,
   stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
+  lowrank?: LowRankFit,
 ): Promise<Compressed> {
   const factors = new Map<InputStatistics, Float64Array>();
   const factorOf = (name: string, n: number): Float64Array => {
@@ -187,12 +221,19 @@ async function clusterModel(
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
+  let lowRankBits = 0;
   // work of one Lloyd iteration of each codebook part, in millions of distances: (vectors of the part) · K
   const partWork = (g: CodebookGroup) =>
     (g.members.reduce((s, x) => s + x.in * Math.ceil(Math.ceil(x.out / g.d) / g.m), 0) * g.K) / 1e6;
-  const totalWork = plan.reduce((s, g) => s + g.m * partWork(g) * o.iters, 0);
+  const fits = 1 + (lowrank?.alternations ?? 0);
+  const totalWork = plan.reduce((s, g) => s + g.m * partWork(g) * o.iters * fits, 0);
   let workDone = 0;
-  for (const g of plan) {
+  /** k-means of every part of group g on the members' `targets` (W, or ReALLM's W − B·A), warm-started from `init`. */
+  const fitGroup = async (
+    g: CodebookGroup,
+    targets: Map<string, Float32Array>,
+    init?: Float32Array,
+  ): Promise<GroupFit> => {
     const codebooks = new Float32Array(g.m * g.K * g.d);
     const codes = new Map<string, Uint16Array>();
     for (const x of g.members) codes.set(x.name, new Uint16Array(x.in * Math.ceil(x.out / g.d)));
@@ -204,7 +245,7 @@ async function clusterModel(
       // the vectors this codebook is fitted on: part p of the single member, or all of every member (shared)
       const parts = g.members.map((x) => {
         const layout = vectorLayout(x.out, x.in, g.d, g.m);
-        return { x, layout, v: extractVectors(readWeight(source, x), layout, g.m === 1 ? 0 : p) };
+        return { x, layout, v: extractVectors(targets.get(x.name)!, layout, g.m === 1 ? 0 : p) };
       });
       const n = parts.reduce((s, q) => s + q.v.length, 0);
       const all = new Float32Array(n);
@@ -227,6 +268,7 @@ async function clusterModel(
         seed: o.seed,
         centroidDtype: o.centroidDtype,
         weights,
+        init: init?.subarray(p * g.K * g.d, (p + 1) * g.K * g.d),
         onIteration: (it, objective) =>
           o.onProgress?.({
             done: Math.min(totalWork, workDone + (it + 1) * partWork(g)),
@@ -245,25 +287,82 @@ async function clusterModel(
         const count = q.v.length / g.d;
         const partCodes =
           stats?.assignment === "gptq"
-            ? await gptqAssign(backend, readWeight(source, q.x), factorOf(q.x.name, q.x.in), r.centroids, q.layout)
+            ? await gptqAssign(backend, targets.get(q.x.name)!, factorOf(q.x.name, q.x.in), r.centroids, q.layout)
             : r.codes.subarray(off, off + count);
         placeCodes(codes.get(q.x.name)!, partCodes, q.layout, g.m === 1 ? 0 : p);
         off += count;
       }
     }
+    return { codebooks, codes, objectiveFirst, objectiveFinal, repairs, vectors };
+  };
+  for (const g of plan) {
+    const weights = new Map(g.members.map((x) => [x.name, readWeight(source, x)] as const));
+    // ReALLM: B·A from the truncated SVD of W (later of W − VQ), rounded to fp16 as stored; the codebook fits W − B·A
+    const factorsOf = new Map<string, { A: Float32Array; B: Float32Array }>();
+    const targets = new Map<string, Float32Array>();
+    const refit = async (decoded?: Map<string, Float32Array>) => {
+      for (const x of g.members) {
+        const w = weights.get(x.name)!;
+        const r = lowrank?.ranks.get(x.name) ?? 0;
+        if (r === 0) {
+          targets.set(x.name, w);
+          continue;
+        }
+        const dec = decoded?.get(x.name);
+        const base = dec ? Float32Array.from(w, (v, i) => v - dec[i]) : w;
+        const f = lowRankFactors(await randomizedSvd(backend, base, x.out, x.in, r, { seed: o.seed }));
+        const A = roundCentroids(f.A, o.centroidDtype);
+        const B = roundCentroids(f.B, o.centroidDtype);
+        factorsOf.set(x.name, { A, B });
+        const ba = lowRankProduct(A, B, x.out, x.in);
+        targets.set(
+          x.name,
+          Float32Array.from(w, (v, i) => v - ba[i]),
+        );
+      }
+    };
+    await refit();
+    let fit = await fitGroup(g, targets);
+    for (let a = 0; a < (lowrank?.alternations ?? 0); a++) {
+      const decoded = new Map(
+        g.members.map((x) => {
+          const layout = vectorLayout(x.out, x.in, g.d, g.m);
+          return [x.name, decodeWeight(fit.codes.get(x.name)!, fit.codebooks, layout, g.K)] as const;
+        }),
+      );
+      await refit(decoded);
+      fit = await fitGroup(g, targets, fit.codebooks);
+    }
     tensors.push({
       name: g.codebook,
       dtype: o.centroidDtype,
       shape: [g.m, g.K, g.d],
-      data: fromFloat32(o.centroidDtype, codebooks),
+      data: fromFloat32(o.centroidDtype, fit.codebooks),
     });
     for (const x of g.members) {
-      const c = codes.get(x.name)!;
+      const c = fit.codes.get(x.name)!;
       if (g.codeBits < 16) {
         const packed = packBits(Int32Array.from(c), g.codeBits);
         tensors.push({ name: `${x.name}.codes`, dtype: "U8", shape: [packed.length], data: packed });
       } else {
         tensors.push({ name: `${x.name}.codes`, dtype: "U16", shape: [x.in, Math.ceil(x.out / g.d)], data: c });
+      }
+      const f = factorsOf.get(x.name);
+      if (f) {
+        const r = f.A.length / x.in;
+        tensors.push({
+          name: `${x.name}.lowrank_A`,
+          dtype: o.centroidDtype,
+          shape: [r, x.in],
+          data: fromFloat32(o.centroidDtype, f.A),
+        });
+        tensors.push({
+          name: `${x.name}.lowrank_B`,
+          dtype: o.centroidDtype,
+          shape: [x.out, r],
+          data: fromFloat32(o.centroidDtype, f.B),
+        });
+        lowRankBits += lowRankPartBits(r, x.out, x.in);
       }
       modules[x.name] = {
         method: "cluscomp",
@@ -272,7 +371,17 @@ async function clusterModel(
         m: g.m,
         codebook: g.codebook,
         ...(g.codeBits < 16 ? { code_bits: g.codeBits } : {}),
+        ...(f ? { rank: f.A.length / x.in } : {}),
       };
+    }
+    let reconstructionError = 0;
+    for (const x of g.members) {
+      const w = weights.get(x.name)!;
+      const t = targets.get(x.name)!;
+      const dec = decodeWeight(fit.codes.get(x.name)!, fit.codebooks, vectorLayout(x.out, x.in, g.d, g.m), g.K);
+      const h = stats?.map.get(x.name)?.diagonal;
+      // W − Ŵ = (W − B·A) − VQ = target − decoded
+      for (let i = 0; i < w.length; i++) reconstructionError += (h ? h[i % x.in] : 1) * (t[i] - dec[i]) ** 2;
     }
     groups.push({
       codebook: g.codebook,
@@ -280,28 +389,48 @@ async function clusterModel(
       d: g.d,
       K: g.K,
       m: g.m,
-      vectors,
-      objectiveFirst,
-      objectiveFinal,
-      repairs,
+      reconstructionError,
+      vectors: fit.vectors,
+      objectiveFirst: fit.objectiveFirst,
+      objectiveFinal: fit.objectiveFinal,
+      repairs: fit.repairs,
     });
   }
-  return { tensors, modules, budget: planBudget(plan), groups };
+  const budget = planBudget(plan);
+  return { tensors, modules, budget: { params: budget.params, bits: budget.bits + lowRankBits }, groups };
 }
 
-function rtnModel(
+/**
+ * RTN, or with `hessians` GPTQ (its column sweep with error feedback through each linear's input Hessian): the
+ * same grid and the same stored format.
+ */
+async function rtnModel(
+  backend: Backend,
   source: TensorSource,
   mats: MatrixSpec[],
   bits: number,
   group: number,
   onProgress?: CompressOptions["onProgress"],
-): Compressed {
+  hessians?: InputStatisticsMap,
+): Promise<Compressed> {
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   let params = 0;
   let totalBits = 0;
-  mats.forEach((x, i) => {
-    const q = rtnQuantize(readWeight(source, x), x.out, x.in, bits, group);
+  const factors = new Map<InputStatistics, Float64Array>();
+  for (const [i, x] of mats.entries()) {
+    const w = readWeight(source, x);
+    let q: RtnWeight;
+    if (hessians) {
+      const st = hessians.get(x.name);
+      if (!st?.hessian) throw new CompressionError("compress.hessian", `no input Hessian for ${x.name}`);
+      let u = factors.get(st);
+      if (!u) {
+        u = gptqFactor(st.hessian, x.in);
+        factors.set(st, u);
+      }
+      q = await gptqQuantize(backend, w, x.out, x.in, bits, group, u);
+    } else q = rtnQuantize(w, x.out, x.in, bits, group);
     const packed = packBits(q.q, bits);
     const ng = Math.ceil(x.in / group);
     tensors.push({ name: `${x.name}.qweight`, dtype: "U8", shape: [packed.length], data: packed });
@@ -311,7 +440,7 @@ function rtnModel(
     params += x.in * x.out;
     totalBits += rtnBpw(bits, group, x.in) * x.in * x.out;
     onProgress?.({ done: i + 1, total: mats.length, current: x.name });
-  });
+  }
   return { tensors, modules, budget: { params, bits: totalBits } };
 }
 
@@ -325,6 +454,8 @@ export function resolvedCompressOptions(
   o: CompressOptions,
 ): Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors"> {
   if (o.method === "rtn") return { method: "rtn", bits: o.bits, groupSize: o.groupSize ?? 128 };
+  if (o.method === "gptq")
+    return { method: "gptq", bits: o.bits, groupSize: o.groupSize ?? 128, calibration: o.calibration };
   const { onProgress: _p, onPlan: _q, onStatistics: _s, allowUnusedTensors: _u, ...rest } = o;
   const weighting = o.weighting ?? "none";
   const assignment = o.assignment ?? "nearest";
@@ -340,6 +471,116 @@ export function resolvedCompressOptions(
     seed: o.seed ?? 0,
     centroidDtype: o.centroidDtype ?? "F16",
   };
+}
+
+/**
+ * ReALLM: the shares of each matrix's bits its fp16 low-rank part may take. Without --rank, compress fits the
+ * model at each (k-means of REALLM_PROBE_ITERS iterations, nearest codes, no alternation) and keeps the share of
+ * least reconstruction error Σ h·(W − Ŵ)² (h: the Hessian diagonal when statistics are collected, else 1).
+ */
+export const REALLM_RANK_SHARES: readonly number[] = [0, 1 / 16, 1 / 8, 1 / 4];
+const REALLM_PROBE_ITERS = 5;
+/** Refits of the low-rank part on W − VQ after the first k-means, each followed by a warm-started k-means. */
+export const REALLM_ALTERNATIONS = 1;
+
+/** Every matrix's rank when each spends `share` of its bits at `bits` bpw on a rank-r fp16 part (16·r·(in+out)). */
+export function shareRanks(mats: MatrixSpec[], bits: number, share: number): Map<string, number> {
+  return new Map(
+    mats.map((x) => [
+      x.name,
+      Math.min(Math.floor((share * bits * x.in * x.out) / lowRankPartBits(1, x.out, x.in)), x.out, x.in),
+    ]),
+  );
+}
+
+/** Rank r for every matrix (capped at its smaller side). */
+export function fixedRanks(mats: MatrixSpec[], rank: number): Map<string, number> {
+  if (!Number.isInteger(rank) || rank < 1)
+    throw new CompressionError("compress.rank", `--rank must be an integer ≥ 1, got ${rank}`);
+  return new Map(mats.map((x) => [x.name, Math.min(rank, x.out, x.in)]));
+}
+
+/** What ReALLM's low-rank parts of a plan take: their ranks (distinct, ascending) and bits per weight. */
+export interface LowRankSummary {
+  ranks: number[];
+  bpw: number;
+}
+
+export function lowRankSummary(mats: MatrixSpec[], ranks: Map<string, number>): LowRankSummary {
+  const params = mats.reduce((s, x) => s + x.in * x.out, 0);
+  const bits = mats.reduce((s, x) => s + lowRankPartBits(ranks.get(x.name) ?? 0, x.out, x.in), 0);
+  return { ranks: [...new Set(ranks.values())].sort((a, b) => a - b), bpw: bits / params };
+}
+
+/** The codebook plan of a ReALLM model: the planner at the bits per weight the low-rank parts leave. */
+export function reallmPlan(cfg: ModelConfig, o: CompressOptions, ranks: Map<string, number>): CodebookGroup[] {
+  const mats = listLinears(cfg);
+  const params = mats.reduce((s, x) => s + x.in * x.out, 0);
+  const low = mats.reduce((s, x) => s + lowRankPartBits(ranks.get(x.name) ?? 0, x.out, x.in), 0) / params;
+  const rest = o.bits! - low;
+  if (!(rest > 0)) {
+    throw new CompressionError(
+      "compress.rank",
+      `the low-rank parts take ${low.toFixed(3)} of the ${o.bits} bits per weight, leaving none for the codebooks: lower --rank or raise --bits`,
+    );
+  }
+  return resolvePlan(cfg, { ...o, bits: rest });
+}
+
+function tryPlan(cfg: ModelConfig, o: CompressOptions, ranks: Map<string, number>): CodebookGroup[] | undefined {
+  try {
+    return reallmPlan(cfg, o, ranks);
+  } catch (e) {
+    if (e instanceof CompressionError) return undefined;
+    throw e;
+  }
+}
+
+interface RankChoice {
+  share: number;
+  ranks: Map<string, number>;
+  plan: CodebookGroup[];
+  probes: { share: number; error: number }[];
+}
+
+/** Fits the model at each feasible share of REALLM_RANK_SHARES (cheaply) and keeps the least error's. */
+async function chooseRankShare(
+  backend: Backend,
+  source: TensorSource,
+  cfg: ModelConfig,
+  mats: MatrixSpec[],
+  o: CompressOptions,
+  stats: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment } | undefined,
+): Promise<RankChoice> {
+  let best: (RankChoice & { error: number }) | undefined;
+  const probes: { share: number; error: number }[] = [];
+  const tried = new Set<string>();
+  for (const share of REALLM_RANK_SHARES) {
+    const ranks = shareRanks(mats, o.bits!, share);
+    const key = [...ranks.values()].join();
+    const plan = tryPlan(cfg, o, ranks);
+    // a share whose ranks round to an earlier one's (narrow matrices) is the same fit
+    if (!plan || tried.has(key)) continue;
+    tried.add(key);
+    const probe = await clusterModel(
+      backend,
+      source,
+      plan,
+      {
+        iters: Math.min(o.iters ?? 20, REALLM_PROBE_ITERS),
+        seed: o.seed ?? 0,
+        centroidDtype: o.centroidDtype ?? "F16",
+        onProgress: (p) => o.onProgress?.({ ...p, phase: `rank probe, share ${share}` }),
+      },
+      stats ? { ...stats, assignment: "nearest" } : undefined,
+      { ranks, alternations: 0 },
+    );
+    const error = probe.groups!.reduce((s, g) => s + g.reconstructionError, 0);
+    probes.push({ share, error });
+    if (!best || error < best.error) best = { share, ranks, plan, probes, error };
+  }
+  if (!best) throw new CompressionError("compress.rank", "no rank share gives a feasible plan at these --bits");
+  return best;
 }
 
 /** Bits per weight must leave room for codes of 16 bits: 0 < B < 16. */
@@ -428,28 +669,50 @@ export async function compressModel(
     throw new CompressionError("compress.iters", `--iters must be an integer ≥ 1, got ${iters}`);
   const mats = listLinears(cfg);
   let plan: CodebookGroup[] = [];
-  if (opts.method === "rtn") {
+  if (isScalarMethod(opts.method)) {
     if (opts.bits === undefined)
-      throw new CompressionError("compress.usage", "--method rtn needs --bits (integer bit width)");
+      throw new CompressionError("compress.usage", `--method ${opts.method} needs --bits (integer bit width)`);
+    if (opts.method === "gptq" && !opts.calibration)
+      throw new CompressionError("compress.usage", "--method gptq needs calibration text (--calib)");
     if ((opts.weighting ?? "none") !== "none" || (opts.assignment ?? "nearest") !== "nearest")
       throw new CompressionError(
         "compress.usage",
-        "weighting and assignment are codebook options: not with --method rtn",
+        `weighting and assignment are codebook options: not with --method ${opts.method}`,
       );
     validateRtn(opts.bits, opts.groupSize ?? 128);
-  } else if (opts.method === "cluscomp") {
-    plan = resolvePlan(cfg, opts);
+  } else if (opts.method === "cluscomp" || opts.method === "reallm") {
+    if (opts.method === "reallm") {
+      if (opts.bits === undefined)
+        throw new CompressionError(
+          "compress.usage",
+          "--method reallm needs --bits (a target bpw, low-rank parts included)",
+        );
+      if ((opts.codebooks ?? 1) > 1)
+        throw new CompressionError("compress.usage", "--method reallm uses one codebook per matrix (--codebooks 1)");
+      if (opts.rank !== undefined) plan = reallmPlan(cfg, opts, fixedRanks(mats, opts.rank));
+      else if (!REALLM_RANK_SHARES.some((f) => tryPlan(cfg, opts, shareRanks(mats, opts.bits!, f))))
+        plan = resolvePlan(cfg, opts); // no share plans: let the planner's own error speak
+    } else {
+      if (opts.rank !== undefined)
+        throw new CompressionError("compress.usage", "--rank is ReALLM's low-rank part: it needs --method reallm");
+      plan = resolvePlan(cfg, opts);
+    }
     if ((opts.weighting ?? "none") !== "none" || (opts.assignment ?? "nearest") !== "nearest") {
       if (!opts.calibration)
         throw new CompressionError("compress.usage", "Hessian weighting and GPTQ assignment need calibration text");
       if (!WEIGHTINGS.includes(opts.weighting ?? "none") || !ASSIGNMENTS.includes(opts.assignment ?? "nearest"))
         throw new CompressionError("compress.usage", `unknown weighting or assignment`);
-      if (opts.assignment === "gptq" && plan.some((g) => g.m > 1))
+      if (opts.assignment === "gptq" && (opts.codebooks ?? 1) > 1)
         throw new CompressionError("compress.usage", "GPTQ assignment needs one codebook per matrix (--codebooks 1)");
     }
-    onPlan?.(plan);
+    // a reallm run without --rank plans once its rank share is chosen (after the probes, below)
+    if (opts.method === "cluscomp") onPlan?.(plan);
+    else if (opts.rank !== undefined) onPlan?.(plan, lowRankSummary(mats, fixedRanks(mats, opts.rank)));
   } else {
-    throw new CompressionError("compress.method", `unknown --method "${String(opts.method)}" (cluscomp | rtn)`);
+    throw new CompressionError(
+      "compress.method",
+      `unknown --method "${String(opts.method)}" (${COMPRESS_METHODS.join(" | ")})`,
+    );
   }
 
   const fingerprint = modelFingerprint(srcDir);
@@ -459,17 +722,29 @@ export async function compressModel(
     const weighting = opts.weighting ?? "none";
     const assignment = opts.assignment ?? "nearest";
     const stats =
-      opts.method === "cluscomp" && opts.calibration && (weighting !== "none" || assignment !== "nearest")
+      !isScalarMethod(opts.method) && opts.calibration && (weighting !== "none" || assignment !== "nearest")
         ? {
             map: await inputStatistics(backend, srcDir, opts.calibration, assignment === "gptq", opts),
             weighting,
             assignment,
           }
         : undefined;
-    const result =
-      opts.method === "rtn"
-        ? rtnModel(source, mats, opts.bits!, opts.groupSize ?? 128, onProgress)
-        : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats);
+    let lowrank: LowRankFit | undefined;
+    let rankChoice: RankChoice | undefined;
+    if (opts.method === "reallm") {
+      if (opts.rank !== undefined) lowrank = { ranks: fixedRanks(mats, opts.rank), alternations: REALLM_ALTERNATIONS };
+      else {
+        rankChoice = await chooseRankShare(backend, source, cfg, mats, opts, stats);
+        plan = rankChoice.plan;
+        onPlan?.(plan, lowRankSummary(mats, rankChoice.ranks));
+        lowrank = { ranks: rankChoice.ranks, alternations: REALLM_ALTERNATIONS };
+      }
+    }
+    const hessians =
+      opts.method === "gptq" ? await inputStatistics(backend, srcDir, opts.calibration!, true, opts) : undefined;
+    const result = isScalarMethod(opts.method)
+      ? await rtnModel(backend, source, mats, opts.bits!, opts.groupSize ?? 128, onProgress, hessians)
+      : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats, lowrank);
     const replaced = new Set(mats.map((x) => `${x.name}.weight`));
     const kept: TensorToWrite[] = source
       .names()
@@ -492,8 +767,14 @@ export async function compressModel(
       format_version: FORMAT_VERSION,
       method: opts.method,
       bpw,
-      ...(opts.method === "cluscomp"
+      ...(!isScalarMethod(opts.method)
         ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed, weighting, assignment }
+        : {}),
+      ...(opts.method === "reallm"
+        ? {
+            alternations: REALLM_ALTERNATIONS,
+            ...(opts.rank !== undefined ? { rank: opts.rank } : { rank_share: rankChoice!.share }),
+          }
         : {}),
       modules: result.modules,
     };
@@ -505,6 +786,7 @@ export async function compressModel(
       seconds: 0,
       options: resolved,
       groups: result.groups,
+      ...(rankChoice ? { rankProbes: rankChoice.probes, rankShare: rankChoice.share } : {}),
     };
     const { bytes: _bytes, seconds: _seconds, ...recorded } = report;
     await writeDirAtomic(outDir, (dir) => {

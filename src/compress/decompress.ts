@@ -25,6 +25,7 @@ import { checkCheckpoint, readCodebookCodes } from "../model/tensors.js";
 import { DTYPE_BYTES, type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
 import { dirBytes } from "./compress.js";
+import { lowRankProduct } from "./lowrank.js";
 
 export type DenseDtype = "F32" | "F16" | "BF16";
 export const DENSE_DTYPES: readonly DenseDtype[] = ["F32", "F16", "BF16"];
@@ -102,6 +103,10 @@ export async function decompressModel(
       if (m.method === "cluscomp") {
         encoding.add(`${module}.codes`);
         encoding.add(m.codebook);
+        if (m.rank !== undefined) {
+          encoding.add(`${module}.lowrank_A`);
+          encoding.add(`${module}.lowrank_B`);
+        }
       } else {
         for (const s of ["qweight", "scales", "zeros"]) encoding.add(`${module}.${s}`);
       }
@@ -120,6 +125,16 @@ export async function decompressModel(
         const nb = Math.ceil(o / m.d);
         const codes = readCodebookCodes(source, module, m, i, nb);
         codebook_decode_forward(w, codes, cb, o, i, m.d, nb, m.K, Math.ceil(nb / m.m));
+        if (m.rank !== undefined) {
+          // ReALLM: W = B·A + the decoded residual
+          const ba = lowRankProduct(
+            source.readFloat32(`${module}.lowrank_A`),
+            source.readFloat32(`${module}.lowrank_B`),
+            o,
+            i,
+          );
+          for (let j = 0; j < w.length; j++) w[j] += ba[j];
+        }
       } else {
         const raw = source.readRaw(`${module}.qweight`) as Uint8Array;
         const words = new Int32Array(Math.ceil(raw.length / 4) + 1);

@@ -1,4 +1,5 @@
-// GPTQ-style error feedback for ClusComp's codes (GPTVQ's idea, in ClusComp's layout).
+// GPTQ-style error feedback for ClusComp's codes (GPTVQ's idea, in ClusComp's layout), and GPTQ itself (scalar
+// grids per group, stored as RTN's format) as the baseline measured beside it.
 // A vector holds d consecutive output channels of one input channel i, so one column W[:, i] of the weight is a
 // whole set of vectors, and GPTQ's column order applies unchanged: assign column i's vectors to their nearest
 // centroids, then push its error onto the columns not yet assigned through the inverse Hessian, so that the
@@ -13,8 +14,10 @@
 
 import type { Backend } from "../backend/backend.js";
 import { CompressionError } from "../errors.js";
+import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import type { VectorLayout } from "./codebook.js";
 import { HESSIAN_DAMPENING } from "./hessian.js";
+import type { RtnWeight } from "./rtn.js";
 
 export const GPTQ_BLOCK = 128;
 
@@ -92,6 +95,63 @@ export function gptqFactor(hessian: Float64Array, n: number): Float64Array {
 }
 
 /**
+ * GPTQ's column sweep over Wᵀ [in, cols] (row i = input channel i's column of W, zero-padded to `cols`): each
+ * row in turn is quantized by `quantize(i, row)` (which returns the values it stands for, `out` of them used),
+ * and its error (row − quantized)/U[i, i] is pushed onto the rows not yet quantized: immediately inside a lazy
+ * block of GPTQ_BLOCK rows, by one backend matmul for the rest of the matrix. `wt` is updated in place.
+ */
+export async function gptqSweep(
+  be: Backend,
+  wt: Float32Array,
+  inp: number,
+  cols: number,
+  out: number,
+  u: Float64Array,
+  quantize: (i: number, row: Float32Array) => Promise<ArrayLike<number>> | ArrayLike<number>,
+): Promise<void> {
+  if (u.length !== inp * inp)
+    throw new CompressionError("compress.hessian", `GPTQ factor has ${u.length} entries, the weight ${inp} inputs`);
+  for (let i1 = 0; i1 < inp; i1 += GPTQ_BLOCK) {
+    const i2 = Math.min(i1 + GPTQ_BLOCK, inp);
+    const err = new Float32Array((i2 - i1) * cols);
+    for (let i = i1; i < i2; i++) {
+      const row = wt.subarray(i * cols, (i + 1) * cols);
+      const q = await quantize(i, row);
+      const uii = u[i * inp + i];
+      const e = err.subarray((i - i1) * cols, (i - i1 + 1) * cols);
+      for (let r = 0; r < out; r++) e[r] = (row[r] - q[r]) / uii;
+      for (let j = i + 1; j < i2; j++) {
+        const f = u[i * inp + j];
+        if (f === 0) continue;
+        const o = j * cols;
+        for (let r = 0; r < out; r++) wt[o + r] -= f * e[r];
+      }
+    }
+    const rest = inp - i2;
+    if (rest === 0) continue;
+    // Wᵀ[i2:] −= U[i1:i2, i2:]ᵀ · Err
+    const ub = new Float32Array((i2 - i1) * rest);
+    for (let i = i1; i < i2; i++) for (let j = i2; j < inp; j++) ub[(i - i1) * rest + (j - i2)] = u[i * inp + j];
+    const ubT = be.upload(ub, [i2 - i1, rest]);
+    const eT = be.upload(err, [i2 - i1, cols]);
+    const dT = be.matmul(ubT, eT, { transposeA: true });
+    be.dispose(ubT);
+    be.dispose(eT);
+    const delta = await be.read(dT);
+    be.dispose(dT);
+    const tail = wt.subarray(i2 * cols);
+    for (let k = 0; k < tail.length; k++) tail[k] -= delta[k];
+  }
+}
+
+/** Wᵀ [in, cols] of W [out, in], zero-padded from out to cols output channels. */
+function transposePadded(w: Float32Array, out: number, inp: number, cols: number): Float32Array {
+  const wt = new Float32Array(inp * cols);
+  for (let r = 0; r < out; r++) for (let i = 0; i < inp; i++) wt[i * cols + r] = w[r * inp + i];
+  return wt;
+}
+
+/**
  * Codes of W for a fixed codebook by GPTQ's column order with error feedback (see the header); u is
  * gptqFactor of the input Hessian.
  */
@@ -106,60 +166,80 @@ export async function gptqAssign(
   const inp = l.in;
   if (l.m !== 1)
     throw new CompressionError("compress.usage", "GPTQ assignment supports one codebook per matrix (--codebooks 1)");
-  if (u.length !== inp * inp)
-    throw new CompressionError("compress.hessian", `GPTQ factor has ${u.length} entries, the weight ${inp} inputs`);
   const K = centroids.length / d;
   const outP = nb * d;
-  // Wᵀ [in, outP], zero-padded: row i is column i of W, i.e. the nb vectors of input channel i
-  const wt = new Float32Array(inp * outP);
-  for (let r = 0; r < out; r++) for (let i = 0; i < inp; i++) wt[i * outP + r] = w[r * inp + i];
   const codes = new Int32Array(inp * nb);
   const cT = be.upload(centroids, [K, d]);
+  const q = new Float32Array(outP);
   try {
-    for (let i1 = 0; i1 < inp; i1 += GPTQ_BLOCK) {
-      const i2 = Math.min(i1 + GPTQ_BLOCK, inp);
-      const err = new Float32Array((i2 - i1) * outP);
-      for (let i = i1; i < i2; i++) {
-        const row = wt.subarray(i * outP, (i + 1) * outP);
-        const rowT = be.upload(row.slice(), [nb, d]);
-        const { codes: codesT, distances } = be.kmeans_assign(rowT, cT);
-        be.dispose(rowT);
-        be.dispose(distances);
-        const c = await be.readInt(codesT);
-        be.dispose(codesT);
-        codes.set(c, i * nb);
-        const uii = u[i * inp + i];
-        const e = err.subarray((i - i1) * outP, (i - i1 + 1) * outP);
-        for (let j = 0; j < nb; j++) {
-          for (let k = 0; k < d; k++) {
-            const r = j * d + k;
-            if (r < out) e[r] = (row[r] - centroids[c[j] * d + k]) / uii;
-          }
-        }
-        for (let j = i + 1; j < i2; j++) {
-          const f = u[i * inp + j];
-          if (f === 0) continue;
-          const o = j * outP;
-          for (let r = 0; r < out; r++) wt[o + r] -= f * e[r];
-        }
-      }
-      const rest = inp - i2;
-      if (rest === 0) continue;
-      // Wᵀ[i2:] −= U[i1:i2, i2:]ᵀ · Err
-      const ub = new Float32Array((i2 - i1) * rest);
-      for (let i = i1; i < i2; i++) for (let j = i2; j < inp; j++) ub[(i - i1) * rest + (j - i2)] = u[i * inp + j];
-      const ubT = be.upload(ub, [i2 - i1, rest]);
-      const eT = be.upload(err, [i2 - i1, outP]);
-      const dT = be.matmul(ubT, eT, { transposeA: true });
-      be.dispose(ubT);
-      be.dispose(eT);
-      const delta = await be.read(dT);
-      be.dispose(dT);
-      const tail = wt.subarray(i2 * outP);
-      for (let k = 0; k < tail.length; k++) tail[k] -= delta[k];
-    }
+    await gptqSweep(be, transposePadded(w, out, inp, outP), inp, outP, out, u, async (i, row) => {
+      // row i of Wᵀ is the nb vectors of input channel i
+      const rowT = be.upload(row.slice(), [nb, d]);
+      const { codes: codesT, distances } = be.kmeans_assign(rowT, cT);
+      be.dispose(rowT);
+      be.dispose(distances);
+      const c = await be.readInt(codesT);
+      be.dispose(codesT);
+      codes.set(c, i * nb);
+      for (let j = 0; j < nb; j++) q.set(centroids.subarray(c[j] * d, (c[j] + 1) * d), j * d);
+      return q;
+    });
   } finally {
     be.dispose(cT);
   }
   return codes;
+}
+
+/**
+ * GPTQ itself (Frantar et al. 2023), the scalar baseline, stored in RTN's format: W's columns in order, each
+ * weight rounded to its row's asymmetric min–max grid of 2^b levels for the group of G input channels it is in
+ * (the grid found when the sweep reaches the group's first column, from the error-updated weights; scale and zero
+ * fp16 as RTN stores them), the error pushed through U as in gptqSweep. No act-order.
+ */
+export async function gptqQuantize(
+  be: Backend,
+  w: Float32Array,
+  out: number,
+  inp: number,
+  bits: number,
+  group: number,
+  u: Float64Array,
+): Promise<RtnWeight> {
+  const ng = Math.ceil(inp / group);
+  const qmax = 2 ** bits - 1;
+  const q = new Int32Array(out * inp);
+  const scales = new Uint16Array(out * ng);
+  const zeros = new Uint16Array(out * ng);
+  const wt = transposePadded(w, out, inp, out);
+  const s = new Float32Array(out);
+  const z = new Float32Array(out);
+  const qv = new Float32Array(out);
+  await gptqSweep(be, wt, inp, out, out, u, (i, row) => {
+    const g = Math.floor(i / group);
+    if (i % group === 0) {
+      const i1 = Math.min(inp, i + group);
+      for (let r = 0; r < out; r++) {
+        let lo = Number.POSITIVE_INFINITY;
+        let hi = Number.NEGATIVE_INFINITY;
+        for (let c = i; c < i1; c++) {
+          const v = wt[c * out + r];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        const zBits = f32ToF16(lo);
+        const sBits = f32ToF16((hi - lo) / qmax);
+        zeros[r * ng + g] = zBits;
+        scales[r * ng + g] = sBits;
+        z[r] = f16ToF32(zBits);
+        s[r] = f16ToF32(sBits);
+      }
+    }
+    for (let r = 0; r < out; r++) {
+      const v = s[r] === 0 ? 0 : Math.min(qmax, Math.max(0, Math.round((row[r] - z[r]) / s[r])));
+      q[r * inp + i] = v;
+      qv[r] = v * s[r] + z[r];
+    }
+    return qv;
+  });
+  return { q, scales, zeros };
 }

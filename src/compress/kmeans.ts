@@ -32,6 +32,8 @@ export interface KMeansOptions {
   centroidDtype?: CentroidDtype;
   /** Per-vector weights [N] (finite, ≥ 0, not all 0) of the weighted objective; default: all 1. */
   weights?: Float32Array;
+  /** Initial centroids [K, d] (a warm start); default: K distinct vectors drawn with `seed`. */
+  init?: Float32Array;
   onIteration?: (iteration: number, objective: number) => void;
 }
 
@@ -85,9 +87,18 @@ export async function kmeans(backend: Backend, x: Float32Array, d: number, opts:
   const w = opts.weights;
   if (w) validateWeights(w, N);
   const rng = new Rng(opts.seed);
-  const init = sampleDistinct(N, K, rng);
   let centroids = new Float32Array(K * d);
-  for (let k = 0; k < K; k++) centroids.set(x.subarray(init[k] * d, (init[k] + 1) * d), k * d);
+  if (opts.init) {
+    if (opts.init.length !== K * d)
+      throw new CompressionError(
+        "compress.kmeans_init",
+        `k-means: ${opts.init.length} initial values, need K·d = ${K * d}`,
+      );
+    centroids.set(opts.init);
+  } else {
+    const init = sampleDistinct(N, K, rng);
+    for (let k = 0; k < K; k++) centroids.set(x.subarray(init[k] * d, (init[k] + 1) * d), k * d);
+  }
 
   const xT = backend.upload(x, [N, d]);
   // weighted sums Σ wₙxₙ come from the same segmented-sum op over the scaled vectors wₙxₙ

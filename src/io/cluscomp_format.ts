@@ -5,6 +5,8 @@
 //                      U8 [⌈in·⌈out/d⌉·b/8⌉] (b-bit codes, LSB-first, row-major [in, ⌈out/d⌉]) — and a codebook
 //                      F16|BF16 [m, K, d] named by the module entry (`<module>.codebook`, or a shared name such
 //                      as `model.layers.3.mlp.codebook`);
+//                      with `rank: r` (ReALLM), also `<module>.lowrank_A` F16|BF16 [r, in] and `<module>.lowrank_B`
+//                      F16|BF16 [out, r]: W = B·A + the decoded codes (the codebook quantizes the residual);
 //   method "rtn":      `<module>.qweight` U8 (b-bit codes, LSB-first, row-major [out, in]),
 //                      `<module>.scales`, `<module>.zeros` F16 [out, ⌈in/G⌉].
 // docs/format.md describes it for users. This file parses and validates it; compress/ writes it.
@@ -22,6 +24,8 @@ export interface CodebookModule {
   codebook: string;
   /** Bits per stored code, ⌈log₂K⌉ ≤ code_bits ≤ 16; absent means 16 (U16 codes). */
   code_bits?: number;
+  /** ReALLM: rank of the stored low-rank part B·A added to the decoded weight; absent means none. */
+  rank?: number;
 }
 
 /** The code width of a module (16 when the entry does not say). */
@@ -37,10 +41,14 @@ export interface RtnModule {
 
 export type QuantModule = CodebookModule | RtnModule;
 
+export const QUANT_METHODS = ["cluscomp", "reallm", "rtn", "gptq"] as const;
+export type QuantMethodName = (typeof QUANT_METHODS)[number];
+
 export interface QuantizationConfig {
   quant_method: typeof QUANT_METHOD;
   format_version: number;
-  method: "cluscomp" | "rtn";
+  /** The method that made it: cluscomp and reallm checkpoints hold codebook modules, rtn and gptq RTN modules. */
+  method: QuantMethodName;
   /** Parameter-weighted bits per weight over the compressed modules. */
   bpw: number;
   modules: Record<string, QuantModule>;
@@ -77,7 +85,8 @@ export function parseQuantizationConfig(
       `${file}: cluscomp format_version ${JSON.stringify(o.format_version)} is not supported by this version (reads ${FORMAT_VERSION})`,
     );
   }
-  if (o.method !== "cluscomp" && o.method !== "rtn") bad(file, `method must be "cluscomp" or "rtn"`);
+  if (!QUANT_METHODS.includes(o.method as QuantMethodName))
+    bad(file, `method must be ${QUANT_METHODS.map((m) => `"${m}"`).join(", ")}`);
   if (typeof o.modules !== "object" || o.modules === null || Array.isArray(o.modules))
     bad(file, "has no modules object");
   const modules: Record<string, QuantModule> = {};
@@ -93,6 +102,7 @@ export function parseQuantizationConfig(
         if (!posInt(e.code_bits) || e.code_bits > 16 || 2 ** e.code_bits < e.K)
           bad(file, `modules["${name}"].code_bits must be an integer in 1..16 with 2^code_bits ≥ K = ${e.K}`);
       }
+      if (e.rank !== undefined && !posInt(e.rank)) bad(file, `modules["${name}"].rank must be an integer ≥ 1`);
       modules[name] = {
         method: "cluscomp",
         d: e.d,
@@ -100,6 +110,7 @@ export function parseQuantizationConfig(
         m: e.m,
         codebook: e.codebook,
         ...(e.code_bits !== undefined && e.code_bits !== 16 ? { code_bits: e.code_bits } : {}),
+        ...(e.rank !== undefined ? { rank: e.rank } : {}),
       };
     } else if (e.method === "rtn") {
       if (!posInt(e.bits) || e.bits > 8 || !posInt(e.group_size))
@@ -113,7 +124,7 @@ export function parseQuantizationConfig(
     ...o,
     quant_method: QUANT_METHOD,
     format_version: FORMAT_VERSION,
-    method: o.method,
+    method: o.method as QuantMethodName,
     bpw: Number(o.bpw),
     modules,
   };

@@ -5,7 +5,7 @@
 
 import { DTYPE_BYTES, type DType } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
-import { moduleCodeBits, parseQuantizationConfig } from "./cluscomp_format.js";
+import { moduleCodeBits, parseQuantizationConfig, type QuantMethodName } from "./cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "./hf_config.js";
 import { openCheckpoint } from "./safetensors.js";
 
@@ -21,7 +21,7 @@ export interface GroupSummary {
 }
 
 export interface QuantizationSummary {
-  method: "cluscomp" | "rtn";
+  method: QuantMethodName;
   bpw: number;
   /** cluscomp: none | block | model. */
   share?: string;
@@ -32,6 +32,8 @@ export interface QuantizationSummary {
   clusters?: { min: number; max: number };
   /** Bits per stored code (16, or packed ⌈log₂K⌉). */
   codeBits?: number[];
+  /** reallm: ranks of the stored low-rank parts. */
+  ranks?: number[];
   /** rtn: bit widths and group sizes. */
   bits?: number[];
   groupSizes?: number[];
@@ -90,6 +92,10 @@ export function inspectModel(dir: string): ModelSummary {
       const info = src.info(main);
       if (m.method === "cluscomp") {
         storage.add(m.codebook);
+        if (m.rank !== undefined) {
+          storage.add(`${module}.lowrank_A`);
+          storage.add(`${module}.lowrank_B`);
+        }
       } else {
         storage.add(`${module}.scales`);
         storage.add(`${module}.zeros`);
@@ -132,6 +138,7 @@ export function inspectModel(dir: string): ModelSummary {
             vectorDims: sorted(cb.map((m) => m.d)),
             clusters: { min: Math.min(...cb.map((m) => m.K)), max: Math.max(...cb.map((m) => m.K)) },
             codeBits: sorted(cb.map((m) => moduleCodeBits(m))),
+            ...(cb.some((m) => m.rank) ? { ranks: sorted(cb.map((m) => m.rank ?? 0)) } : {}),
           }
         : {}),
       ...(rtn.length > 0

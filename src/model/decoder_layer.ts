@@ -6,7 +6,7 @@
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import type { ModelConfig } from "../io/hf_config.js";
-import { applyLinear, type Linear, linearWeight } from "./linear.js";
+import { applyLinear, type Linear, type LowRankPart, linearWeight } from "./linear.js";
 
 export interface DecoderLayer {
   inputLayernorm: Tensor;
@@ -65,6 +65,9 @@ export interface LinearGrad {
   /** With a LoRA adapter: d loss / d A [r, in] and d B [out, r]. */
   loraA?: Tensor;
   loraB?: Tensor;
+  /** With ReALLM's stored low-rank part: d loss / d A [r, in] and d B [out, r]. */
+  lowrankA?: Tensor;
+  lowrankB?: Tensor;
 }
 
 /** Which parameter gradients a backward computes (default: every one). */
@@ -150,9 +153,31 @@ export function disposeActivations(be: Backend, s: LayerActivations): void {
 }
 
 /**
+ * The gradients of one low-rank part (s = scale, u = X·Aᵀ): dB = s·dYᵀ·u, dA = s·(dY·B)ᵀ·X; dX gains s·(dY·B)·A.
+ * x2, dy2 are rows-flattened [rows, in], [rows, out].
+ */
+function lowRankBackward(
+  be: Backend,
+  part: LowRankPart,
+  x2: Tensor,
+  dy2: Tensor,
+): { dA: Tensor; dB: Tensor; dx: Tensor } {
+  const { A, B, scale } = part;
+  const dyB = be.matmul(dy2, B);
+  const dyBs = be.scale(dyB, scale);
+  const dA = be.matmul(dyBs, x2, { transposeA: true });
+  const u = be.linear(x2, A, null);
+  const dyu = be.matmul(dy2, u, { transposeA: true });
+  const dB = be.scale(dyu, scale);
+  const dx = be.matmul(dyBs, A);
+  for (const t of [dyB, dyBs, u, dyu]) be.dispose(t);
+  return { dA, dB, dx };
+}
+
+/**
  * dX = dY·W, dW = dYᵀ·X (rows flattened), db = Σ_rows dY (dW and db only when `wantWeight`); the weight is decoded
- * for compressed linears. With a LoRA adapter (s = α/r, u = X·Aᵀ): dB = s·dYᵀ·u, dA = s·(dY·B)ᵀ·X, and dX gains
- * s·(dY·B)·A.
+ * for compressed linears. Each low-rank part (ReALLM's stored one, a LoRA adapter) adds its gradients and its share
+ * of dX (lowRankBackward).
  */
 function linearBackward(
   be: Backend,
@@ -170,17 +195,22 @@ function linearBackward(
   const weight = wantWeight ? be.matmul(dy2, x2, { transposeA: true }) : null;
   const bias = wantWeight && lin.bias ? be.sum_rows(dy) : null;
   const grad: LinearGrad = { weight, bias };
-  if (lin.lora) {
-    const { A, B, scale } = lin.lora;
-    const dyB = be.matmul(dy2, B);
-    const dyBs = be.scale(dyB, scale);
-    grad.loraA = be.matmul(dyBs, x2, { transposeA: true });
-    const u = be.linear(x2, A, null);
-    const dyu = be.matmul(dy2, u, { transposeA: true });
-    grad.loraB = be.scale(dyu, scale);
-    const dxl = be.matmul(dyBs, A);
-    const sum = be.add(dx2, dxl);
-    for (const t of [dyB, dyBs, u, dyu, dxl, dx2]) be.dispose(t);
+  for (const [part, which] of [
+    [lin.lowrank, "lowrank"],
+    [lin.lora, "lora"],
+  ] as const) {
+    if (!part) continue;
+    const g = lowRankBackward(be, part, x2, dy2);
+    if (which === "lora") {
+      grad.loraA = g.dA;
+      grad.loraB = g.dB;
+    } else {
+      grad.lowrankA = g.dA;
+      grad.lowrankB = g.dB;
+    }
+    const sum = be.add(dx2, g.dx);
+    be.dispose(g.dx);
+    be.dispose(dx2);
     dx2 = sum;
   }
   const dx = be.reshape(dx2, [...x.shape.slice(0, -1), lin.inFeatures]);

@@ -1,23 +1,37 @@
 // A linear layer's weights as the model sees them: dense, codebook-compressed (ClusComp) or round-to-nearest,
-// optionally with a LoRA adapter over it (y = base(x) + (α/r)·B·A·x, PEFT's LoRA). Compressed weights stay
+// optionally with ReALLM's stored low-rank part (y = B·A·x + VQ(x)) and a LoRA adapter over it (y = base(x) +
+// (α/r)·B·A·x, PEFT's LoRA), both low-rank parts applied as two thin matmuls. Compressed weights stay
 // compressed on the backend; `applyLinear` multiplies codebook weights through the backend's codebook_linear
 // (fused on fast backends) and decodes round-to-nearest weights one layer at a time.
 
 import type { Backend, CodebookLayout, RtnLayout, Tensor } from "../backend/backend.js";
 
-/** A LoRA adapter: A [r, in] and B [out, r], applied as (α/r)·B·A·x on top of the base linear. */
-export interface LoraAdapter {
+/** A low-rank part: A [r, in] and B [out, r], applied as scale·B·A·x on top of the base linear. */
+export interface LowRankPart {
   A: Tensor;
   B: Tensor;
-  /** α / r. */
+  /** LoRA: α / r; ReALLM's stored part: 1. */
   scale: number;
 }
+
+/** A LoRA adapter (scale α/r), trained and saved apart from the checkpoint (PEFT's layout). */
+export type LoraAdapter = LowRankPart;
 
 interface LinearBase {
   bias: Tensor | null;
   inFeatures: number;
   outFeatures: number;
+  /** ReALLM: the checkpoint's low-rank part of the weight (`<module>.lowrank_A` / `lowrank_B`, scale 1). */
+  lowrank?: LowRankPart;
   lora?: LoraAdapter;
+}
+
+/** The low-rank parts a linear adds to its base output: ReALLM's stored part, then a LoRA adapter. */
+export function lowRankParts(lin: Linear): LowRankPart[] {
+  const parts: LowRankPart[] = [];
+  if (lin.lowrank) parts.push(lin.lowrank);
+  if (lin.lora) parts.push(lin.lora);
+  return parts;
 }
 
 export interface DenseLinear extends LinearBase {
@@ -60,7 +74,7 @@ export function linearWeight(backend: Backend, lin: Linear): Tensor {
   }
 }
 
-/** y = x·Wᵀ + b (+ (α/r)·B·A·x with a LoRA adapter) for x [..., in] → [..., out]. */
+/** y = x·Wᵀ + b (+ scale·B·A·x for each low-rank part) for x [..., in] → [..., out]. */
 export function applyLinear(backend: Backend, lin: Linear, x: Tensor): Tensor {
   let y: Tensor;
   if (lin.kind === "codebook") y = backend.codebook_linear(x, lin.codes, lin.codebooks, lin.bias, lin.layout);
@@ -69,14 +83,15 @@ export function applyLinear(backend: Backend, lin: Linear, x: Tensor): Tensor {
     y = backend.linear(x, w, lin.bias);
     if (lin.kind !== "dense") backend.dispose(w);
   }
-  if (!lin.lora) return y;
-  const { A, B, scale } = lin.lora;
-  const u = backend.linear(x, A, null);
-  const z = backend.linear(u, B, null);
-  const zs = backend.scale(z, scale);
-  const out = backend.add(y, zs);
-  for (const t of [u, z, zs, y]) backend.dispose(t);
-  return out;
+  for (const { A, B, scale } of lowRankParts(lin)) {
+    const u = backend.linear(x, A, null);
+    const z = backend.linear(u, B, null);
+    const zs = scale === 1 ? z : backend.scale(z, scale);
+    const out = backend.add(y, zs);
+    for (const t of new Set([u, z, zs, y])) backend.dispose(t);
+    y = out;
+  }
+  return y;
 }
 
 /** Every backend tensor a linear holds (shared codebooks included: dispose through a Set). */
@@ -88,5 +103,5 @@ export function linearTensors(lin: Linear): Tensor[] {
         ? [lin.codes, lin.codebooks]
         : [lin.packed, lin.scales, lin.zeros];
   const withBias = lin.bias ? [...own, lin.bias] : own;
-  return lin.lora ? [...withBias, lin.lora.A, lin.lora.B] : withBias;
+  return [...withBias, ...lowRankParts(lin).flatMap((p) => [p.A, p.B])];
 }

@@ -15,9 +15,16 @@ import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import { openCheckpoint, type TensorSource } from "../io/safetensors.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import type { DecoderLayer } from "./decoder_layer.js";
-import type { Linear } from "./linear.js";
+import type { Linear, LowRankPart } from "./linear.js";
 import { LlamaModel } from "./llama.js";
-import { CODEBOOK_DTYPES, checkCheckpoint, codesTensor, FLOAT_WEIGHT_DTYPES, readCodebookCodes } from "./tensors.js";
+import {
+  CODEBOOK_DTYPES,
+  checkCheckpoint,
+  codesTensor,
+  FLOAT_WEIGHT_DTYPES,
+  lowRankTensors,
+  readCodebookCodes,
+} from "./tensors.js";
 
 export interface LoadProgress {
   tensorsDone: number;
@@ -97,6 +104,11 @@ export class CheckpointReader {
     return 9 + (c.qkvBias ? 3 : 0) + (c.oBias ? 1 : 0) + (c.mlpBias ? 3 : 0);
   }
 
+  /** Tensors of ReALLM low-rank parts in the whole checkpoint (read beside the per-layer ones). */
+  get lowRankTensorCount(): number {
+    return 2 * Object.values(this.quant?.modules ?? {}).filter((m) => m.method === "cluscomp" && m.rank).length;
+  }
+
   private check(name: string, shape: readonly number[]) {
     const info = this.source.info(name);
     if (!info)
@@ -156,6 +168,7 @@ export class CheckpointReader {
       }
       this.tick();
       const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
+      const lowrank = q.rank === undefined ? undefined : this.lowRank(prefix, q.rank, out, inp);
       return {
         kind: "codebook",
         codes,
@@ -165,6 +178,7 @@ export class CheckpointReader {
         bias,
         inFeatures: inp,
         outFeatures: out,
+        ...(lowrank ? { lowrank } : {}),
       };
     }
     const ng = Math.ceil(inp / q.group_size);
@@ -185,6 +199,21 @@ export class CheckpointReader {
     const zeros = this.tensor(`${prefix}.zeros`, [out, ng]);
     const layout = { out, in: inp, bits: q.bits, group: q.group_size };
     return { kind: "rtn", packed, scales, zeros, layout, bias, inFeatures: inp, outFeatures: out };
+  }
+
+  /** ReALLM's stored low-rank part of a module (scale 1). */
+  private lowRank(prefix: string, r: number, out: number, inp: number): LowRankPart {
+    const [A, B] = lowRankTensors(prefix, r, out, inp).map(([name, e]) => {
+      const info = this.check(name, e.shape);
+      if (!e.dtypes.includes(info.dtype)) {
+        throw new ModelError(
+          "model.tensor_dtype",
+          `tensor "${name}" is ${info.dtype}; a ${e.role} must be ${e.dtypes.join(" or ")}`,
+        );
+      }
+      return this.tensor(name, e.shape);
+    });
+    return { A, B, scale: 1 };
   }
 
   linear(prefix: string, out: number, inp: number, hasBias: boolean): Linear {
@@ -233,7 +262,8 @@ export function buildModel(
   const reader = new CheckpointReader(backend, cfg, source, () =>
     onProgress?.({ tensorsDone: ++done, tensorsTotal: total }),
   );
-  total = 2 + (cfg.tieWordEmbeddings ? 0 : 1) + reader.tensorsPerLayer * cfg.numHiddenLayers;
+  total =
+    2 + (cfg.tieWordEmbeddings ? 0 : 1) + reader.tensorsPerLayer * cfg.numHiddenLayers + reader.lowRankTensorCount;
   const C = cfg.hiddenSize;
   const embedTokens = reader.tensor("model.embed_tokens.weight", [cfg.vocabSize, C]);
   const layers: DecoderLayer[] = [];

@@ -101,6 +101,9 @@ export function expectedTensors(
         );
       }
       want.set(m.codebook, { shape, dtypes: CODEBOOK_DTYPES, role: "codebook" });
+      if (m.rank !== undefined) {
+        for (const [name, e] of lowRankTensors(x.module, m.rank, x.out, x.in)) want.set(name, e);
+      }
     } else {
       const ng = Math.ceil(x.in / m.group_size);
       want.set(`${x.module}.qweight`, {
@@ -182,6 +185,14 @@ export function checkCheckpoint(
     );
   }
   return { unused };
+}
+
+/** ReALLM's low-rank factors of a module: `<module>.lowrank_A` [r, in] and `lowrank_B` [out, r], F16 or BF16. */
+export function lowRankTensors(module: string, r: number, out: number, inp: number): [string, ExpectedTensor][] {
+  return [
+    [`${module}.lowrank_A`, { shape: [r, inp], dtypes: CODEBOOK_DTYPES, role: "ReALLM low-rank factor" }],
+    [`${module}.lowrank_B`, { shape: [out, r], dtypes: CODEBOOK_DTYPES, role: "ReALLM low-rank factor" }],
+  ];
 }
 
 /** The codes tensor of a ClusComp module: U16 [in, nb], or with code_bits b < 16 a U8 bit stream of in·nb·b bits. */

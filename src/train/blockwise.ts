@@ -202,10 +202,10 @@ export function resolveBlockwiseOptions(cfg: ModelConfig, o: BlockwiseOptions): 
 /** Block-wise tuning needs every codebook inside one block (share none or block). */
 function checkSharing(stage1: ModelConfig): number {
   const q = parseQuantizationConfig(stage1.raw);
-  if (q?.method !== "cluscomp") {
+  if (q?.method !== "cluscomp" && q?.method !== "reallm") {
     fail(
       "finetune.not_codebook",
-      "block-wise tuning needs a cluscomp (k-means codebook) checkpoint, not RTN or a plain model",
+      "block-wise tuning needs a cluscomp or reallm (codebook) checkpoint, not RTN or a plain model",
     );
   }
   const layerOf = new Map<string, number>();
@@ -564,11 +564,16 @@ function encode(dtype: DType, values: Float32Array): ArrayBufferView {
   return fail("finetune.dtype", `cannot store a trained tensor as ${dtype} (F32, F16 or BF16 only)`);
 }
 
-/** Puts `t` in the layer wherever `p.tensor` was (codebook of any linear, a norm) and frees the old tensor. */
+/**
+ * Puts `t` in the layer wherever `p.tensor` was (codebook of any linear, a low-rank factor, a norm) and frees the
+ * old tensor.
+ */
 function replaceParam(be: Backend, layer: DecoderLayer, p: TrainableParam, t: Tensor): void {
   for (const [, key] of LAYER_LINEARS) {
     const lin = layer[key];
     if (lin.kind === "codebook" && lin.codebooks === p.tensor) lin.codebooks = t;
+    if (lin.lowrank?.A === p.tensor) lin.lowrank.A = t;
+    if (lin.lowrank?.B === p.tensor) lin.lowrank.B = t;
   }
   if (layer.inputLayernorm === p.tensor) layer.inputLayernorm = t;
   if (layer.postAttentionLayernorm === p.tensor) layer.postAttentionLayernorm = t;

@@ -23,8 +23,11 @@ import type { LlamaModel } from "../model/llama.js";
 import type { ModelGradRequest } from "../model/llama_backward.js";
 import type { AdamW } from "./optimizer.js";
 
-/** What end-to-end training may train (combinable): ClusComp codebooks, RMSNorm weights, LoRA adapters, everything. */
-export const TRAIN_SETS = ["codebooks", "norms", "lora", "all"] as const;
+/**
+ * What end-to-end training may train (combinable): ClusComp codebooks, RMSNorm weights, ReALLM's stored low-rank
+ * factors, LoRA adapters, everything.
+ */
+export const TRAIN_SETS = ["codebooks", "norms", "lowrank", "lora", "all"] as const;
 export type TrainSet = (typeof TRAIN_SETS)[number];
 
 export interface TrainableParam {
@@ -117,17 +120,37 @@ export function collectLayerGrads(
       keep(lin.lora.A, g.loraA);
       keep(lin.lora.B, g.loraB);
     }
+    if (lin.lowrank) {
+      keep(lin.lowrank.A, g.lowrankA);
+      keep(lin.lowrank.B, g.lowrankB);
+    }
   }
   keep(layer.inputLayernorm, grads.inputLayernorm);
   keep(layer.postAttentionLayernorm, grads.postAttentionLayernorm);
 }
 
-/** Codebooks of the layer's compressed linears (first-use order), then its norms when `trainNorms`. */
+/** The checkpoint name of a factor of ReALLM's stored low-rank part of `module`. */
+export function lowRankParamName(module: string, factor: "A" | "B"): string {
+  return `${module}.lowrank_${factor}`;
+}
+
+/**
+ * Stage 2's parameters of a layer: the codebooks of its compressed linears (first-use order) — or, for a ReALLM
+ * layer (low-rank parts stored), only the low-rank factors A and B, as ReALLM tunes them — then its norms when
+ * `trainNorms`.
+ */
 export function trainableParams(layer: DecoderLayer, prefix: string, trainNorms: boolean): TrainableParam[] {
   const params: TrainableParam[] = [];
   const seen = new Set<Tensor>();
-  for (const [, key] of LAYER_LINEARS) {
+  const lowrank = LAYER_LINEARS.some(([, key]) => layer[key].lowrank);
+  for (const [module, key] of LAYER_LINEARS) {
     const lin = layer[key];
+    if (lowrank) {
+      if (!lin.lowrank) continue;
+      params.push({ name: lowRankParamName(`${prefix}.${module}`, "A"), tensor: lin.lowrank.A });
+      params.push({ name: lowRankParamName(`${prefix}.${module}`, "B"), tensor: lin.lowrank.B });
+      continue;
+    }
     if (lin.kind !== "codebook" || seen.has(lin.codebooks)) continue;
     seen.add(lin.codebooks);
     params.push({ name: lin.codebookName, tensor: lin.codebooks });
@@ -227,6 +250,10 @@ export function modelTrainableParams(model: LlamaModel, sets: readonly TrainSet[
         if (lin.bias) add(`${p}.${module}.bias`, lin.bias);
       }
       if (sets.includes("codebooks") && lin.kind === "codebook") add(lin.codebookName, lin.codebooks);
+      if (sets.includes("lowrank") && lin.lowrank) {
+        add(lowRankParamName(`${p}.${module}`, "A"), lin.lowrank.A);
+        add(lowRankParamName(`${p}.${module}`, "B"), lin.lowrank.B);
+      }
       if (sets.includes("lora") && lin.lora) {
         add(loraParamName(`${p}.${module}`, "A"), lin.lora.A);
         add(loraParamName(`${p}.${module}`, "B"), lin.lora.B);
@@ -241,6 +268,12 @@ export function modelTrainableParams(model: LlamaModel, sets: readonly TrainSet[
     throw new UsageError(
       "train.no_codebooks",
       "--train codebooks needs a ClusComp (codebook) model; this one has no codebooks",
+    );
+  }
+  if (sets.includes("lowrank") && !w.layers.some((layer) => LAYER_LINEARS.some(([, k]) => layer[k].lowrank))) {
+    throw new UsageError(
+      "train.no_lowrank",
+      "--train lowrank needs a ReALLM model (compress --method reallm): this one has no low-rank parts",
     );
   }
   if (sets.includes("lora") && !w.layers.some((layer) => LAYER_LINEARS.some(([, k]) => layer[k].lora))) {

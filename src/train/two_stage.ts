@@ -33,7 +33,18 @@ export interface TwoStageHooks {
 }
 
 /** The settings a stage-1 checkpoint kept in the work directory must share with the options of a resumed run. */
-const STAGE1_KEYS = ["bits", "vectorDim", "clusters", "codebooks", "share", "iters", "seed", "centroidDtype"] as const;
+const STAGE1_KEYS = [
+  "method",
+  "bits",
+  "rank",
+  "vectorDim",
+  "clusters",
+  "codebooks",
+  "share",
+  "iters",
+  "seed",
+  "centroidDtype",
+] as const;
 
 export async function compressAndTune(
   backend: Backend,
@@ -44,8 +55,8 @@ export async function compressAndTune(
   hooks: TwoStageHooks = {},
 ): Promise<TwoStageReport> {
   const t0 = performance.now();
-  if (compress.method !== "cluscomp")
-    throw new CompressionError("compress.finetune", "--finetune blockwise needs --method cluscomp");
+  if (compress.method === "rtn")
+    throw new CompressionError("compress.finetune", "--finetune blockwise needs --method cluscomp or reallm");
   if (compress.share === "model") {
     throw new CompressionError(
       "compress.finetune",

@@ -124,6 +124,184 @@ describe("cli compress", () => {
     ).toBe(true);
   });
 
+  it("--method reallm: a low-rank part per matrix beside the codebooks; inspect, eval, decompress, stage 2 and train --train lowrank read it", () => {
+    const rq = path.join(root, "reallm");
+    const r = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      rq,
+      "--method",
+      "reallm",
+      "--bits",
+      "4",
+      "--rank",
+      "2",
+      "--iters",
+      "3",
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/low-rank parts of rank 2 \(fp16\) take 0\.\d+ bits per weight/);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.bpw).toBeLessThanOrEqual(4);
+    expect(rep.bpw).toBeGreaterThan(3.5);
+    const q = JSON.parse(fs.readFileSync(path.join(rq, "config.json"), "utf8")).quantization_config;
+    expect(q.method).toBe("reallm");
+    expect(q.rank).toBe(2);
+    expect(q.modules["model.layers.0.mlp.down_proj"].rank).toBe(2);
+    expect(cli("inspect", "--model", rq).stdout).toMatch(/reallm, .*low-rank parts of rank 2/);
+    // the decompressed dense model (W = B·A + decoded residual) evaluates to the same perplexity
+    const ev = (dir: string) =>
+      JSON.parse(cli("eval", "--model", dir, "--data", TEXT, "--seqlen", "256", "--max-windows", "2", "--json").stdout)
+        .ppl as number;
+    const dense = path.join(root, "reallm-dense");
+    expect(cli("decompress", "--model", rq, "--out", dense).code).toBe(0);
+    const [pq, pd] = [ev(rq), ev(dense)];
+    expect(Math.abs(pq - pd) / pd).toBeLessThan(1e-5);
+    // stage 2 on a reallm model tunes the low-rank factors only: the codebooks stay as stage 1 wrote them
+    const tuned = path.join(root, "reallm-s2");
+    const f = cli(
+      "finetune",
+      "--model",
+      EXAMPLE,
+      "--stage1",
+      rq,
+      "--out",
+      tuned,
+      "--calib",
+      TEXT,
+      "--calib-samples",
+      "4",
+      "--calib-seqlen",
+      "64",
+      "--epochs",
+      "2",
+    );
+    expect(f.code, f.stderr).toBe(0);
+    const st = (dir: string) => fs.readFileSync(path.join(dir, "model.safetensors"));
+    const header = (buf: Buffer) => JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString());
+    const bytesOf = (dir: string, name: string) => {
+      const buf = st(dir);
+      const h = header(buf);
+      const base = 8 + Number(buf.readBigUInt64LE(0));
+      const [a, b] = h[name].data_offsets as [number, number];
+      return buf.subarray(base + a, base + b);
+    };
+    expect(bytesOf(tuned, "model.layers.0.mlp.codebook").equals(bytesOf(rq, "model.layers.0.mlp.codebook"))).toBe(true);
+    expect(
+      bytesOf(tuned, "model.layers.0.mlp.up_proj.lowrank_A").equals(
+        bytesOf(rq, "model.layers.0.mlp.up_proj.lowrank_A"),
+      ),
+    ).toBe(false);
+    expect(ev(tuned)).toBeLessThan(pq);
+    // end to end: --train lowrank trains A and B of every matrix
+    const trained = path.join(root, "reallm-train");
+    const t = cli(
+      "train",
+      "--model",
+      rq,
+      "--data",
+      TEXT,
+      "--out",
+      trained,
+      "--train",
+      "lowrank",
+      "--seqlen",
+      "128",
+      "--max-steps",
+      "6",
+      "--lr",
+      "2e-3",
+      "--json",
+    );
+    expect(t.code, t.stderr).toBe(0);
+    const tr = JSON.parse(t.stdout);
+    expect(tr.losses.at(-1)).toBeLessThan(tr.losses[0]);
+    const h = header(st(rq));
+    const numel = (name: string) => (h[name].shape as number[]).reduce((x, y) => x * y, 1);
+    const lowRankParams = Object.keys(q.modules).reduce(
+      (sum, name) => sum + numel(`${name}.lowrank_A`) + numel(`${name}.lowrank_B`),
+      0,
+    );
+    expect(lowRankParams).toBeGreaterThan(0);
+    expect(tr.trainableParams).toBe(lowRankParams);
+    // flags that do not apply are usage errors
+    const bad = (...args: string[]) =>
+      cli("compress", "--model", EXAMPLE, "--out", path.join(root, "never-r"), ...args);
+    expect(bad("--bits", "3", "--rank", "2").stderr).toMatch(/--rank applies to --method reallm only/);
+    expect(bad("--method", "reallm", "--clusters", "8", "--vector-dim", "4").stderr).toMatch(
+      /--clusters applies to --method cluscomp only/,
+    );
+    expect(bad("--method", "reallm", "--bits", "3", "--rank", "64").stderr).toMatch(/leaving none for the codebooks/);
+    expect(fs.existsSync(path.join(root, "never-r"))).toBe(false);
+  });
+
+  it("--method gptq: GPTQ in RTN's format, read by eval as RTN is; closer to the original than RTN at the same bits; needs --calib", () => {
+    const calib = ["--calib", TEXT, "--calib-samples", "8", "--calib-seqlen", "256"];
+    const g = path.join(root, "gptq4");
+    const rt = path.join(root, "rtn4");
+    const r = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      g,
+      "--method",
+      "gptq",
+      "--bits",
+      "3",
+      "--group-size",
+      "32",
+      ...calib,
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const q = JSON.parse(fs.readFileSync(path.join(g, "config.json"), "utf8")).quantization_config;
+    expect(q.method).toBe("gptq");
+    expect(q.modules["model.layers.0.mlp.up_proj"]).toEqual({ method: "rtn", bits: 3, group_size: 32 });
+    expect(
+      cli("compress", "--model", EXAMPLE, "--out", rt, "--method", "rtn", "--bits", "3", "--group-size", "32").code,
+    ).toBe(0);
+    const kl = (dir: string) =>
+      JSON.parse(
+        cli(
+          "eval",
+          "--model",
+          dir,
+          "--reference",
+          EXAMPLE,
+          "--data",
+          TEXT,
+          "--seqlen",
+          "256",
+          "--max-windows",
+          "2",
+          "--json",
+        ).stdout,
+      ).kl as number;
+    expect(kl(g)).toBeLessThan(kl(rt));
+    const bad = (...args: string[]) =>
+      cli(
+        "compress",
+        "--model",
+        EXAMPLE,
+        "--out",
+        path.join(root, "never-g"),
+        "--method",
+        "gptq",
+        "--bits",
+        "3",
+        ...args,
+      );
+    expect(bad().stderr).toMatch(/--method gptq needs --calib FILE/);
+    expect(bad(...calib, "--weighting", "hessian").stderr).toMatch(
+      /--weighting applies to --method cluscomp or reallm only/,
+    );
+    expect(fs.existsSync(path.join(root, "never-g"))).toBe(false);
+  });
+
   it("--weighting hessian and --assignment gptq use the input statistics of --calib and are recorded; bad use is a usage error", () => {
     const hq = path.join(root, "hq3");
     const base = ["compress", "--model", EXAMPLE, "--bits", "3", "--vector-dim", "8", "--iters", "3"];
@@ -206,7 +384,7 @@ describe("cli compress", () => {
       TEXT,
     );
     expect(rtn.code).toBe(2);
-    expect(rtn.stderr).toMatch(/--weighting applies to --method cluscomp only/);
+    expect(rtn.stderr).toMatch(/--weighting applies to --method cluscomp or reallm only/);
     expect(fs.existsSync(path.join(root, "never"))).toBe(false);
   });
 

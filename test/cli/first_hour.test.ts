@@ -48,7 +48,7 @@ describe("usage errors (exit 2) before any work", () => {
     [
       "--share with rtn",
       ["--method", "rtn", "--bits", "3", "--share", "block"],
-      /--share applies to --method cluscomp only/,
+      /--share applies to --method cluscomp or reallm only/,
     ],
     ["rtn --bits 2.5", ["--method", "rtn", "--bits", "2.5"], /integer in 1\.\.8/],
     ["no --bits", [], /give --bits B/],
@@ -84,7 +84,7 @@ describe("usage errors (exit 2) before any work", () => {
         expect(help.stdout, cmd).toMatch(/--backend NAME +auto .*\| webgpu \|/);
     }
     expect(cli("compare", "--help").stdout).toMatch(
-      /keys: method, bits, vector-dim, clusters, codebooks, code-bits, share[\s\S]*finetune/,
+      /keys: method, bits, vector-dim, clusters, codebooks, rank, code-bits, share[\s\S]*finetune/,
     );
   });
 

@@ -233,7 +233,7 @@ describe("cli train", () => {
     const cases: [string[], RegExp][] = [
       [["--train", "all", "--lora-rank", "4"], /--lora-rank needs --train lora/],
       [["--train", "all", "--temperature", "2"], /--temperature needs --loss kd or kd\+ce/],
-      [["--train", "weights"], /--train must list codebooks, norms, lora, all/],
+      [["--train", "weights"], /--train must list codebooks, norms, lowrank, lora, all/],
       [["--train", "all", "--loss", "mse"], /--loss must be ce, kd, kd\+ce/],
       [["--train", "all", "--epochs", "2", "--max-steps", "3"], /--epochs or --max-steps, not both/],
       [["--train", "all", "--eval-every", "2"], /--eval-every needs --eval-data/],

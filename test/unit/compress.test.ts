@@ -44,6 +44,19 @@ function dequantizeToDir(qdir: string, out: string): void {
       const l = vectorLayout(out, inp, m.d, m.m);
       w = decodeWeight(readCodebookCodes(src, name, m, inp, l.nb), src.readFloat32(m.codebook), l, m.K);
       consumed.add(`${name}.codes`).add(m.codebook);
+      if (m.rank !== undefined) {
+        // ReALLM: W = B·A + the decoded residual
+        const A = src.readFloat32(`${name}.lowrank_A`);
+        const B = src.readFloat32(`${name}.lowrank_B`);
+        expect(A.length).toBe(m.rank * inp);
+        for (let o = 0; o < out; o++)
+          for (let i = 0; i < inp; i++) {
+            let s = 0;
+            for (let r = 0; r < m.rank; r++) s += B[o * m.rank + r] * A[r * inp + i];
+            w[o * inp + i] += s;
+          }
+        consumed.add(`${name}.lowrank_A`).add(`${name}.lowrank_B`);
+      }
     } else {
       const ng = Math.ceil(inp / m.group_size);
       const qv = unpackBits(src.readRaw(`${name}.qweight`) as Uint8Array, out * inp, m.bits);
@@ -85,6 +98,8 @@ const VARIANTS: [string, Parameters<typeof compressModel>[3]][] = [
     { method: "cluscomp", vectorDim: 3, clusters: 30, share: "model", centroidDtype: "BF16" },
   ],
   ["rtn 3-bit g16", { method: "rtn", bits: 3, groupSize: 16 }],
+  ["reallm --rank 2, share block", { method: "reallm", bits: 6, rank: 2, vectorDim: 4, share: "block", iters: 4 }],
+  ["reallm, rank share chosen by the probes", { method: "reallm", bits: 8, share: "none", iters: 4 }],
 ];
 
 describe.each(VARIANTS)("compress %s", (_name, opts) => {
@@ -98,18 +113,36 @@ describe.each(VARIANTS)("compress %s", (_name, opts) => {
     const report = await compressModel(be, src.dir, path.join(root, "q"), opts);
     expect(listTree(root).some((f) => f.includes(".tmp-"))).toBe(false);
     dequantizeToDir(path.join(root, "q"), path.join(root, "dense"));
-    expectClose("logits", await logitsOf(path.join(root, "q")), await logitsOf(path.join(root, "dense")), 0);
+    // a low-rank part runs as two thin matmuls beside the codebook product: equal up to float32 rounding
+    const tol = opts.method === "reallm" ? 1e-5 : 0;
+    expectClose("logits", await logitsOf(path.join(root, "q")), await logitsOf(path.join(root, "dense")), tol);
     // bits: recompute from the stored tensors (shared codebooks stored once)
     const st = openCheckpoint(path.join(root, "q"));
     let bits = 0;
     for (const n of st.names()) {
-      const quantized = [".codes", ".codebook", ".scales", ".zeros", ".qweight"].some((s) => n.endsWith(s));
+      const quantized = [".codes", ".codebook", ".scales", ".zeros", ".qweight", ".lowrank_A", ".lowrank_B"].some((s) =>
+        n.endsWith(s),
+      );
       if (quantized) bits += st.info(n)!.byteLength * 8;
     }
     st.close();
     // RTN's packed codes round up to whole bytes per matrix
     expect(Math.abs(bits / report.compressedParams - report.bpw)).toBeLessThan(opts.method === "rtn" ? 0.01 : 1e-12);
-    if (opts.bits !== undefined && opts.method === "cluscomp") expect(report.bpw).toBeLessThanOrEqual(opts.bits);
+    if (opts.bits !== undefined && opts.method !== "rtn") expect(report.bpw).toBeLessThanOrEqual(opts.bits);
+    if (opts.method === "reallm") {
+      const q = parseQuantizationConfig(JSON.parse(fs.readFileSync(path.join(root, "q", "config.json"), "utf8")))!;
+      expect(q.method).toBe("reallm");
+      const ranks = Object.values(q.modules).map((m) => (m.method === "cluscomp" ? (m.rank ?? 0) : -1));
+      if (opts.rank !== undefined) expect(ranks.every((r) => r === opts.rank)).toBe(true);
+      else {
+        // the probes: every share tried is reported, the kept one has the least reconstruction error
+        const probes = report.rankProbes!;
+        expect(probes.length).toBeGreaterThanOrEqual(2);
+        const best = probes.reduce((a, b) => (b.error < a.error ? b : a));
+        expect(report.rankShare).toBe(best.share);
+        expect(ranks.some((r) => r > 0)).toBe(best.share > 0);
+      }
+    }
     expect(report.bytes).toBeGreaterThan(0);
   });
 });

@@ -15,12 +15,14 @@ import {
   f32ToF16,
   gptqAssign,
   gptqFactor,
+  gptqQuantize,
   HESSIAN_DAMPENING,
   inverseCholeskyUpper,
   kmeans,
   loadModel,
   placeCodes,
   Rng,
+  rtnQuantize,
   sampleDistinct,
   vectorLayout,
   vectorWeights,
@@ -297,4 +299,42 @@ describe("GPTQ assignment (error feedback)", () => {
       expect(eGptq).toBeLessThan(0.9 * eNearest);
     },
   );
+
+  it("GPTQ itself (scalar grid, RTN's format): same grid as RTN on uncorrelated inputs, lower output error on correlated ones", async () => {
+    const out = 20;
+    const inp = 160;
+    const bits = 3;
+    const G = 32;
+    const r = new Rng(4);
+    const W = Float32Array.from({ length: out * inp }, () => r.normal());
+    const dequant = (q: { q: Int32Array; scales: Uint16Array; zeros: Uint16Array }) =>
+      Float32Array.from(W, (_, idx) => {
+        const o = Math.floor(idx / inp);
+        const g = o * Math.ceil(inp / G) + Math.floor((idx % inp) / G);
+        return q.q[idx] * f16ToF32(q.scales[g]) + f16ToF32(q.zeros[g]);
+      });
+    const rtn = rtnQuantize(W, out, inp, bits, G);
+    // H diagonal: no error is pushed anywhere (U is diagonal), so GPTQ is RTN exactly
+    const Hd = new Float64Array(inp * inp);
+    for (let i = 0; i < inp; i++) Hd[i * inp + i] = 1 + (i % 7);
+    const same = await gptqQuantize(be, W, out, inp, bits, G, gptqFactor(Hd, inp));
+    expect(Array.from(same.q)).toEqual(Array.from(rtn.q));
+    expect(Array.from(same.scales)).toEqual(Array.from(rtn.scales));
+    // correlated inputs: the layer's output error drops well below RTN's
+    const T = 3 * inp;
+    const X = correlatedInputs(T, inp, r);
+    const outputError = (Wq: Float32Array) => {
+      let e = 0;
+      for (let t = 0; t < T; t++)
+        for (let o = 0; o < out; o++) {
+          let s = 0;
+          for (let i = 0; i < inp; i++) s += X[t * inp + i] * (W[o * inp + i] - Wq[o * inp + i]);
+          e += s * s;
+        }
+      return e;
+    };
+    const gq = await gptqQuantize(be, W, out, inp, bits, G, gptqFactor(gram(X, T, inp), inp));
+    expect(Math.max(...gq.q)).toBeLessThanOrEqual(2 ** bits - 1);
+    expect(outputError(dequant(gq))).toBeLessThan(0.8 * outputError(dequant(rtn)));
+  });
 });

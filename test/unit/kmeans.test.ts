@@ -102,3 +102,16 @@ describe("vector layout", () => {
     expect(Array.from(extractVectors(Float32Array.from([1, 2, 3, 4, 5, 6]), l))).toEqual([1, 3, 5, 0, 2, 4, 6, 0]);
   });
 });
+
+describe("k-means warm start (init)", () => {
+  it("starts from the given centroids: a second run's first objective is the first run's final one", async () => {
+    const x = gaussian(400, 3, 9);
+    const first = await kmeans(be, x, 3, { K: 12, iters: 6, seed: 0, centroidDtype: "BF16" });
+    const again = await kmeans(be, x, 3, { K: 12, iters: 3, seed: 5, init: first.centroids });
+    expect(again.objectives[0]).toBeCloseTo(first.finalObjective, 6);
+    expect(again.finalObjective).toBeLessThanOrEqual(first.finalObjective * (1 + 1e-6));
+    await expect(kmeans(be, x, 3, { K: 12, iters: 1, seed: 0, init: new Float32Array(5) })).rejects.toThrow(
+      /5 initial values, need K·d = 36/,
+    );
+  });
+});

@@ -200,4 +200,54 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
     expectRelClose("attention codebook", await be.read(gAttn), fdAttn, 1e-4);
     expectRelClose("mlp codebook", await be.read(gMlp), fdMlp, 1e-4);
   });
+
+  it("ReALLM low-rank factors: stage 2 trains only A and B, whose gradients equal d loss / d factor", async () => {
+    const be = new CpuBackend();
+    const { config, model } = loadModel(m.dir, be);
+    const layer: DecoderLayer = model.weights.layers[0];
+    const rank = 2;
+    const factors = new Map<LinearKey, { A: Float32Array; B: Float32Array }>();
+    LAYER_LINEARS.forEach(([, key], j) => {
+      const lin = layer[key];
+      const A = rand(rank * lin.inFeatures, 40 + j, 0.3);
+      const B = rand(lin.outFeatures * rank, 60 + j, 0.3);
+      factors.set(key, { A, B });
+      lin.lowrank = { A: be.upload(A, [rank, lin.inFeatures]), B: be.upload(B, [lin.outFeatures, rank]), scale: 1 };
+    });
+    const { cos, sin } = model.ropeFor(T);
+    const ctx = { cos, sin, past: 0 };
+    const { y, saved } = decoderLayerForward(be, config, layer, be.upload(x, [1, T, C]), ctx, true);
+    const { grad } = be.mse(y, be.upload(target, [1, T, C]));
+    const grads = decoderLayerBackward(be, config, layer, saved!, grad, ctx);
+    const params = trainableParams(layer, P, false);
+    expect(params.map((p) => p.name)).toEqual(
+      LAYER_LINEARS.flatMap(([module]) => [`${P}.${module}.lowrank_A`, `${P}.${module}.lowrank_B`]),
+    );
+    const ours = trainableGrads(be, layer, grads, params);
+    // float64: W + B·A for every linear, perturbing one linear's factors at a time
+    const lossWith = (key: LinearKey, A: ArrayLike<number>, B: ArrayLike<number>) => {
+      const params64: NaiveTensors = new Map();
+      for (const [n, t] of m.tensors) if (n.startsWith(`${P}.`)) params64.set(n, t);
+      for (const [module, k] of LAYER_LINEARS) {
+        const lin = layer[k];
+        const f = k === key ? { A, B } : factors.get(k)!;
+        const base = m.tensors.get(`${P}.${module}.weight`)!.data;
+        const w = Float64Array.from({ length: lin.outFeatures * lin.inFeatures }, (_, idx) => {
+          const o = Math.floor(idx / lin.inFeatures);
+          const i = idx % lin.inFeatures;
+          let s = base[idx];
+          for (let r = 0; r < rank; r++) s += f.B[o * rank + r] * f.A[r * lin.inFeatures + i];
+          return s;
+        });
+        params64.set(`${P}.${module}.weight`, { shape: [lin.outFeatures, lin.inFeatures], data: w });
+      }
+      return naiveLoss(params64, c, x, target);
+    };
+    for (const [j, [module, key]] of LAYER_LINEARS.entries()) {
+      const f = factors.get(key)!;
+      const [fdA, fdB] = finiteDifferenceVjp(([A, B]) => [lossWith(key, A, B)], [f.A, f.B], [1]);
+      expectRelClose(`${module}.lowrank_A`, await be.read(ours[2 * j]), fdA, 1e-4);
+      expectRelClose(`${module}.lowrank_B`, await be.read(ours[2 * j + 1]), fdB, 1e-4);
+    }
+  });
 });
