@@ -4,7 +4,8 @@
 # compressed and scored by perplexity and KL(FP ‖ Q) on the first 4,096 tokens of the eval text (8 × 512,
 # eval --reference). code-bits 16 | min (⌈log₂K⌉-bit packed codes); weighting none | hessian (Hessian-weighted
 # k-means); assignment nearest | gptq (GPTQ's column order with error feedback); method cluscomp (default) | reallm
-# (rank share chosen by compress) | reallm-rR (--rank R);
+# (rank share chosen by compress) | reallm-rR (--rank R) | gptq-gG, rtn-gG (the scalar baselines, --bits an integer
+# width, groups of G; d, code-bits, weighting and assignment are ignored: write "-");
 # finetune none (default) | blockwise (stage 2 at its defaults on the calibration text).
 # MODEL=llama (default: llama-en-26m, WikiText-2, calibration CALIB_SAMPLES (default 128) C4 windows of 512
 # tokens, GPTQ's set) or MODEL=stories (stories260K, the TinyStories excerpt's first 4,096 tokens, calibration
@@ -47,13 +48,18 @@ for row in ${ROWS:-$DEFAULT_ROWS}; do
   extra=()
   [ "$d" = plan ] || extra+=(--vector-dim "$d")
   cmethod=$method
-  case $method in reallm-r*) cmethod=reallm; extra+=(--rank "${method#reallm-r}") ;; esac
+  codeopts=(--share block --code-bits "$codebits" --weighting "$weighting" --assignment "$assignment")
+  case $method in
+    reallm-r*) cmethod=reallm; extra+=(--rank "${method#reallm-r}") ;;
+    gptq-g* | rtn-g*)
+      cmethod=${method%%-g*}; extra=(--group-size "${method#*-g}"); codeopts=()
+      [ "$cmethod" = rtn ] || extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen") ;;
+  esac
   [ "$weighting:$assignment:$finetune" = none:nearest:none ] ||
     extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen")
   rm -rf "${out:?}/$name"
   $cli compress --backend cpu --threads "$threads" --model "$model" --out "$out/$name" --bits "$bits" \
-    --method "$cmethod" --share block --code-bits "$codebits" --weighting "$weighting" --assignment "$assignment" \
-    --finetune "$finetune" "${extra[@]}" --json > "$out/$name.json" 2> "$out/$name.log"
+    --method "$cmethod" "${codeopts[@]}" --finetune "$finetune" "${extra[@]}" --json > "$out/$name.json" 2> "$out/$name.log"
   $cli eval --backend cpu --threads "$threads" --model "$out/$name" --reference "$model" --data "$data" \
     --seqlen 512 --max-windows 8 --json > "$out/$name.eval.json" 2>> "$out/$name.log"
   node -e '

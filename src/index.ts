@@ -19,7 +19,9 @@ export {
   codeBits,
   codebookBits,
   codebookMatrixBpw,
+  lowRankPartBits,
   rtnBpw,
+  salientPartBits,
 } from "./compress/bits.js";
 export {
   decodeWeight,
@@ -45,17 +47,13 @@ export {
   defaultShare,
   describePlan,
   dirBytes,
-  fixedRanks,
   isScalarMethod,
-  type LowRankSummary,
-  lowRankSummary,
   MAX_BITS,
   REALLM_ALTERNATIONS,
-  REALLM_RANK_SHARES,
-  reallmPlan,
   resolvedCompressOptions,
   resolvePlan,
-  shareRanks,
+  sideKind,
+  sidePlan,
   WEIGHTINGS,
   type Weighting,
 } from "./compress/compress.js";
@@ -114,6 +112,18 @@ export {
   type ShareMode,
 } from "./compress/plan.js";
 export { packBits, rtnQuantize, unpackBits } from "./compress/rtn.js";
+export {
+  channelSelection,
+  describeSide,
+  fixedSizes,
+  SIDE_SHARES,
+  type SideKind,
+  type SideSummary,
+  salientChannels,
+  shareSizes,
+  sidePartBits,
+  sideSummary,
+} from "./compress/side.js";
 export {
   BackendError,
   CluscompError,

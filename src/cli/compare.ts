@@ -223,7 +223,7 @@ export async function compareCommand(argv: string[]): Promise<void> {
         ...run.compress,
         allowUnusedTensors: allowUnused(a),
         onProgress: compressProgress(run.compress.method),
-        onPlan: (plan, lowRank) => printPlan(plan, run.compress.share ?? "block", run.compress.bits, lowRank),
+        onPlan: (plan, side) => printPlan(plan, run.compress.share ?? "block", run.compress.bits, side),
       };
       if (run.tune) {
         const r = await compressAndTune(backend, src, dir, stage1, {

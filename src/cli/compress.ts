@@ -19,9 +19,9 @@ import {
   defaultHoldout,
   defaultShare,
   describePlan,
+  describeSide,
   inputHessianBytes,
   isScalarMethod,
-  type LowRankSummary,
   listLinears,
   MAX_BITS,
   planBpw,
@@ -31,6 +31,7 @@ import {
   resolveModelPath,
   SHARE_MODES,
   type ShareMode,
+  type SideSummary,
   WEIGHTINGS,
   type Weighting,
 } from "../index.js";
@@ -62,7 +63,9 @@ import {
 import { ProgressBar } from "./progress.js";
 
 export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means codebooks, default) | reallm (ReALLM: an fp16 low-rank part B·A plus
-                       codebooks for the residual W − B·A) | rtn (round-to-nearest baseline) | gptq (GPTQ, the
+                       codebooks for the residual W − B·A) | llm-codebook (LLM-Codebook: Hessian-weighted k-means,
+                       the most salient input channels kept in fp16; needs --calib; finetune it with train --train
+                       lora) | rtn (round-to-nearest baseline) | gptq (GPTQ, the
                        scalar baseline: RTN's grid and format, codes by GPTQ's column sweep with error feedback
                        through each linear's input Hessian over --calib; no act-order)
   --bits B             cluscomp: target bits per weight, 0 < B < ${MAX_BITS}; the planner picks a vector length and K for
@@ -73,6 +76,9 @@ export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means c
   --rank R             reallm: rank of every matrix's low-rank part (default: the share of each matrix's bits it
                        takes — 0, 1/16, 1/8 or 1/4 — chosen by measured reconstruction error); the codebooks get
                        the bits it leaves (--bits counts both)
+  --salient N          llm-codebook: input channels per matrix kept in fp16, those of largest Hessian-weighted
+                       energy hᵢ·Σ W[:, i]² (default: their share of each matrix's bits — 0, 1/32, 1/16 or 1/8 —
+                       chosen by measured reconstruction error)
   --codebooks m        cluscomp: codebooks per matrix along its output axis (default 1; m > 1 means --share none)
   --code-bits C        cluscomp: min (default: each code in ⌈log₂K⌉ bits, packed; the planner spends what that
                        saves on the codebooks' rate) | 16 (every code 16 bits, as the reference stores them)
@@ -109,6 +115,7 @@ export const COMPRESS_OPTIONS: OptionSpec = {
   clusters: { type: "string" },
   codebooks: { type: "string" },
   rank: { type: "string" },
+  salient: { type: "string" },
   "code-bits": { type: "string" },
   share: { type: "string" },
   iters: { type: "string" },
@@ -121,6 +128,7 @@ export const COMPRESS_OPTIONS: OptionSpec = {
 const METHOD_FLAGS: Record<CompressMethod, readonly string[]> = {
   cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "code-bits", "share", "iters", "seed", "centroid-dtype"],
   reallm: ["bits", "rank", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype"],
+  "llm-codebook": ["bits", "salient", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype"],
   rtn: ["bits", "group-size"],
   gptq: ["bits", "group-size"],
 };
@@ -168,8 +176,9 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
   if (!(CODE_BITS_MODES as readonly string[]).includes(codeBits))
     usage("usage.value", `--code-bits must be ${CODE_BITS_MODES.join(" or ")}, got "${codeBits}"`);
   const rank = a.values.rank === undefined ? undefined : intOpt(a, "rank", 0, 1);
-  if (method === "reallm" && bits === undefined)
-    usage("usage.missing", `${command}: --method reallm needs --bits B (low-rank parts and codebooks together)`);
+  const salient = a.values.salient === undefined ? undefined : intOpt(a, "salient", 0, 1);
+  if ((method === "reallm" || method === "llm-codebook") && bits === undefined)
+    usage("usage.missing", `${command}: --method ${method} needs --bits B (its side parts and codebooks together)`);
   return {
     method,
     bits,
@@ -177,6 +186,7 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
     clusters,
     codebooks,
     ...(rank !== undefined ? { rank } : {}),
+    ...(salient !== undefined ? { salient } : {}),
     codeBits: codeBits as CodeBitsMode,
     share: (share as ShareMode | undefined) ?? defaultShare({ codebooks }),
     iters: intOpt(a, "iters", 20, 1),
@@ -203,14 +213,14 @@ export function compressProgress(method: string): CompressOptions["onProgress"] 
 }
 
 /** What the planner chose, on stderr before the work starts (and why some codebooks got another rate). */
-export function printPlan(plan: CodebookGroup[], share: ShareMode, target?: number, lowRank?: LowRankSummary): void {
+export function printPlan(plan: CodebookGroup[], share: ShareMode, target?: number, side?: SideSummary): void {
   const { params } = planBudget(plan);
-  if (lowRank) {
+  if (side) {
     process.stderr.write(
-      `plan: low-rank parts of rank ${lowRank.ranks.join("/")} (fp16) take ${lowRank.bpw.toFixed(3)} bits per weight; the codebooks get the rest\n`,
+      `plan: ${describeSide(side)} take ${side.bpw.toFixed(3)} bits per weight; the codebooks get the rest\n`,
     );
   }
-  const bits = target === undefined || !lowRank ? target : target - lowRank.bpw;
+  const bits = target === undefined || !side ? target : target - side.bpw;
   process.stderr.write(
     `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
   );
@@ -261,9 +271,11 @@ export function calibratedOptions(
   flag: string;
   readsWithoutStage2: string[];
 } {
-  const weighting = (optStr(a, "weighting") ?? "none") as Weighting;
+  const weighting = (optStr(a, "weighting") ?? (options.method === "llm-codebook" ? "hessian" : "none")) as Weighting;
   if (!WEIGHTINGS.includes(weighting))
     usage("usage.weighting", `--weighting must be ${WEIGHTINGS.join(" or ")}, got "${weighting}"`);
+  if (options.method === "llm-codebook" && weighting !== "hessian")
+    usage("usage.weighting", `${command}: --method llm-codebook is Hessian-weighted k-means (--weighting hessian)`);
   const assignment = (optStr(a, "assignment") ??
     (finetune === "blockwise" && !isScalarMethod(options.method) && (options.codebooks ?? 1) === 1
       ? "gptq"
@@ -271,7 +283,12 @@ export function calibratedOptions(
   if (!ASSIGNMENTS.includes(assignment))
     usage("usage.assignment", `--assignment must be ${ASSIGNMENTS.join(" or ")}, got "${assignment}"`);
   const codebookCalibrated = weighting !== "none" || assignment !== "nearest";
-  const flag = options.method === "gptq" ? "--method" : weighting !== "none" ? "--weighting" : "--assignment";
+  const flag =
+    options.method === "gptq" || options.method === "llm-codebook"
+      ? "--method"
+      : weighting !== "none"
+        ? "--weighting"
+        : "--assignment";
   if (codebookCalibrated && isScalarMethod(options.method))
     usage(
       "usage.flag",
@@ -381,8 +398,8 @@ export async function compressCommand(argv: string[]): Promise<void> {
       : undefined;
   if (calibration && (assignment === "gptq" || options.method === "gptq")) warnFewTokens(calibration, modelDir);
   const backend = await backendFromArgs(a, "compress", [modelDir]);
-  const onPlan = (plan: CodebookGroup[], lowRank?: LowRankSummary) =>
-    printPlan(plan, options.share ?? "block", options.bits, lowRank);
+  const onPlan = (plan: CodebookGroup[], side?: SideSummary) =>
+    printPlan(plan, options.share ?? "block", options.bits, side);
   let statsBar: ProgressBar | null = null;
   const stage1Options: CompressOptions = {
     ...options,

@@ -6,7 +6,8 @@
 //   bpw = b·in·⌈out/d⌉ / (in·out)  +  16·K·d·m / (in·out)
 // which for b = 16 is the reference's 16/d + 16·K·d·m/(in·out) whenever d divides out (padding codes are counted
 // honestly otherwise). A codebook shared by several matrices is counted once, spread over all of them.
-// ReALLM's low-rank part of rank r (fp16 factors A [r, in], B [out, r]) adds 16·r·(in + out) bits to its matrix.
+// ReALLM's low-rank part of rank r (fp16 factors A [r, in], B [out, r]) adds 16·r·(in + out) bits to its matrix;
+// LLM-Codebook's k salient input channels (fp16 columns [out, k], 32-bit indices) add k·(16·out + 32).
 // RTN, b bits, group G along the input axis, fp16 scale + zero per group: bpw = b + 32/G.
 
 export const CODE_BITS = 16;
@@ -42,6 +43,11 @@ export function codebookMatrixBpw(s: CodebookMatrixShape, K: number, m = 1): num
 /** Bits of ReALLM's fp16 low-rank factors of rank r for a matrix [out, in]. */
 export function lowRankPartBits(r: number, out: number, inp: number): number {
   return CENTROID_BITS * r * (out + inp);
+}
+
+/** Bits of LLM-Codebook's k salient input channels of a matrix with `out` outputs (fp16 values, 32-bit indices). */
+export function salientPartBits(k: number, out: number): number {
+  return k * (CENTROID_BITS * out + 32);
 }
 
 /** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */

@@ -23,7 +23,7 @@ import { checkCheckpoint } from "../model/tensors.js";
 import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
-import { type BitBudget, budgetBpw, lowRankPartBits, rtnBpw } from "./bits.js";
+import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { decodeWeight, extractVectors, placeCodes, vectorLayout } from "./codebook.js";
 import { gptqAssign, gptqFactor, gptqQuantize } from "./gptq.js";
 import { collectInputStatistics, type InputStatistics, type InputStatisticsMap, vectorWeights } from "./hessian.js";
@@ -31,9 +31,24 @@ import { type CentroidDtype, kmeans, roundCentroids } from "./kmeans.js";
 import { lowRankFactors, lowRankProduct, randomizedSvd } from "./lowrank.js";
 import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
 import { packBits, type RtnWeight, rtnQuantize, validateRtn } from "./rtn.js";
+import {
+  channelSelection,
+  fixedSizes,
+  SIDE_SHARES,
+  type SideKind,
+  type SideSummary,
+  salientChannels,
+  shareSizes,
+  sidePartBits,
+  sideSummary,
+} from "./side.js";
 
-export type CompressMethod = "cluscomp" | "reallm" | "rtn" | "gptq";
-export const COMPRESS_METHODS: readonly CompressMethod[] = ["cluscomp", "reallm", "rtn", "gptq"];
+export type CompressMethod = "cluscomp" | "reallm" | "llm-codebook" | "rtn" | "gptq";
+export const COMPRESS_METHODS: readonly CompressMethod[] = ["cluscomp", "reallm", "llm-codebook", "rtn", "gptq"];
+/** The codebook methods with a side part (side.ts): ReALLM's low-rank part, LLM-Codebook's salient channels. */
+export function sideKind(m: CompressMethod): SideKind | undefined {
+  return m === "reallm" ? "lowrank" : m === "llm-codebook" ? "salient" : undefined;
+}
 /** The scalar-grid methods (RTN's format: b-bit codes, fp16 scale and zero per group). */
 export const isScalarMethod = (m: CompressMethod): m is "rtn" | "gptq" => m === "rtn" || m === "gptq";
 
@@ -43,9 +58,11 @@ export interface CompressOptions {
   bits?: number;
   /**
    * reallm: rank of every matrix's fp16 low-rank part (capped at its smaller side); default: the share of each
-   * matrix's bits spent on it is chosen from REALLM_RANK_SHARES by measured reconstruction error.
+   * matrix's bits spent on it is chosen from SIDE_SHARES.lowrank by measured reconstruction error.
    */
   rank?: number;
+  /** llm-codebook: salient input channels kept in fp16 per matrix; default: chosen as the rank is (SIDE_SHARES.salient). */
+  salient?: number;
   /** cluscomp: vector length d (default: chosen per codebook for --bits by the planner, see plan.ts). */
   vectorDim?: number;
   /** cluscomp: centroids per codebook (instead of --bits). */
@@ -77,7 +94,7 @@ export interface CompressOptions {
   /** Windows of the Hessian statistics pass done / total. */
   onStatistics?: (done: number, total: number) => void;
   /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
-  onPlan?: (plan: CodebookGroup[], lowRank?: LowRankSummary) => void;
+  onPlan?: (plan: CodebookGroup[], side?: SideSummary) => void;
   /** Compress a checkpoint with tensors its config does not use (they are copied as they are); default: refuse. */
   allowUnusedTensors?: boolean;
 }
@@ -143,9 +160,12 @@ export interface CompressReport {
   seconds: number;
   options: Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors">;
   groups?: GroupReport[];
-  /** reallm without --rank: the shares probed and their reconstruction errors (Σ of the groups'), and the one kept. */
-  rankProbes?: { share: number; error: number }[];
-  rankShare?: number;
+  /**
+   * reallm without --rank, llm-codebook without --salient: the side-part shares probed with their reconstruction
+   * errors (Σ of the groups'), and the one kept.
+   */
+  sideProbes?: { share: number; error: number }[];
+  sideShare?: number;
   /** Entries of the model directory not copied: links outside it (and its cache blobs), special files. */
   skippedFiles?: string[];
 }
@@ -182,9 +202,10 @@ interface Compressed {
   groups?: GroupReport[];
 }
 
-/** ReALLM's settings for clusterModel: every member's rank (absent or 0: no low-rank part) and alternations. */
-interface LowRankFit {
-  ranks: Map<string, number>;
+/** The side parts clusterModel fits: every member's size (absent or 0: none) and, for lowrank, alternations. */
+interface SideFit {
+  kind: SideKind;
+  sizes: Map<string, number>;
   /** Refits of the low-rank part on W − VQ(residual), each followed by a warm-started k-means (LQ-LoRA). */
   alternations: number;
 }
@@ -205,7 +226,7 @@ async function clusterModel(
   plan: CodebookGroup[],
   o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> & Pick<CompressOptions, "onProgress">,
   stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
-  lowrank?: LowRankFit,
+  side?: SideFit,
 ): Promise<Compressed> {
   const factors = new Map<InputStatistics, Float64Array>();
   const factorOf = (name: string, n: number): Float64Array => {
@@ -221,17 +242,22 @@ async function clusterModel(
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
-  let lowRankBits = 0;
+  let sideBits = 0;
   // work of one Lloyd iteration of each codebook part, in millions of distances: (vectors of the part) · K
   const partWork = (g: CodebookGroup) =>
     (g.members.reduce((s, x) => s + x.in * Math.ceil(Math.ceil(x.out / g.d) / g.m), 0) * g.K) / 1e6;
-  const fits = 1 + (lowrank?.alternations ?? 0);
+  const alternations = side?.kind === "lowrank" ? side.alternations : 0;
+  const fits = 1 + alternations;
   const totalWork = plan.reduce((s, g) => s + g.m * partWork(g) * o.iters * fits, 0);
   let workDone = 0;
-  /** k-means of every part of group g on the members' `targets` (W, or ReALLM's W − B·A), warm-started from `init`. */
+  /**
+   * k-means of every part of group g on the members' `targets` (W, or ReALLM's W − B·A), warm-started from `init`;
+   * the vectors of each member's `ignored` input channels (LLM-Codebook's salient ones) weigh 0.
+   */
   const fitGroup = async (
     g: CodebookGroup,
     targets: Map<string, Float32Array>,
+    ignored: Map<string, Int32Array>,
     init?: Float32Array,
   ): Promise<GroupFit> => {
     const codebooks = new Float32Array(g.m * g.K * g.d);
@@ -249,15 +275,20 @@ async function clusterModel(
       });
       const n = parts.reduce((s, q) => s + q.v.length, 0);
       const all = new Float32Array(n);
-      const weights = stats?.weighting === "hessian" ? new Float32Array(n / g.d) : undefined;
+      const weighted = stats?.weighting === "hessian" || g.members.some((x) => ignored.has(x.name));
+      const weights = weighted ? new Float32Array(n / g.d).fill(1) : undefined;
       let off = 0;
       for (const q of parts) {
         all.set(q.v, off);
-        if (weights) {
+        const perChannel = q.v.length / g.d / q.x.in;
+        if (weights && stats?.weighting === "hessian") {
           const st = stats!.map.get(q.x.name);
           if (!st) throw new CompressionError("compress.hessian", `no input statistics for ${q.x.name}`);
-          weights.set(vectorWeights(st.diagonal, q.v.length / g.d / q.x.in), off / g.d);
+          weights.set(vectorWeights(st.diagonal, perChannel), off / g.d);
         }
+        // the vectors of channel i are i·perChannel … (i+1)·perChannel − 1 of the part (extractVectors' order)
+        for (const i of ignored.get(q.x.name) ?? [])
+          weights!.fill(0, off / g.d + i * perChannel, off / g.d + (i + 1) * perChannel);
         off += q.v.length;
       }
       vectors += n / g.d;
@@ -297,13 +328,22 @@ async function clusterModel(
   };
   for (const g of plan) {
     const weights = new Map(g.members.map((x) => [x.name, readWeight(source, x)] as const));
+    const sizeOf = (x: MatrixSpec) => side?.sizes.get(x.name) ?? 0;
     // ReALLM: B·A from the truncated SVD of W (later of W − VQ), rounded to fp16 as stored; the codebook fits W − B·A
     const factorsOf = new Map<string, { A: Float32Array; B: Float32Array }>();
     const targets = new Map<string, Float32Array>();
+    // LLM-Codebook: each member's salient input channels, left out of the k-means
+    const salient = new Map<string, Int32Array>();
+    for (const x of g.members) {
+      if (side?.kind !== "salient" || sizeOf(x) === 0) continue;
+      const h = stats?.map.get(x.name)?.diagonal;
+      if (!h) throw new CompressionError("compress.hessian", `no input statistics for ${x.name}`);
+      salient.set(x.name, salientChannels(weights.get(x.name)!, x.out, x.in, h, sizeOf(x)));
+    }
     const refit = async (decoded?: Map<string, Float32Array>) => {
       for (const x of g.members) {
         const w = weights.get(x.name)!;
-        const r = lowrank?.ranks.get(x.name) ?? 0;
+        const r = side?.kind === "lowrank" ? sizeOf(x) : 0;
         if (r === 0) {
           targets.set(x.name, w);
           continue;
@@ -321,17 +361,29 @@ async function clusterModel(
         );
       }
     };
-    await refit();
-    let fit = await fitGroup(g, targets);
-    for (let a = 0; a < (lowrank?.alternations ?? 0); a++) {
-      const decoded = new Map(
+    const decodeAll = (f: GroupFit) =>
+      new Map(
         g.members.map((x) => {
           const layout = vectorLayout(x.out, x.in, g.d, g.m);
-          return [x.name, decodeWeight(fit.codes.get(x.name)!, fit.codebooks, layout, g.K)] as const;
+          return [x.name, decodeWeight(f.codes.get(x.name)!, f.codebooks, layout, g.K)] as const;
         }),
       );
-      await refit(decoded);
-      fit = await fitGroup(g, targets, fit.codebooks);
+    await refit();
+    let fit = await fitGroup(g, targets, salient);
+    for (let a = 0; a < alternations; a++) {
+      await refit(decodeAll(fit));
+      fit = await fitGroup(g, targets, salient, fit.codebooks);
+    }
+    const decoded = decodeAll(fit);
+    // LLM-Codebook: B [out, k] = W[:, S] − VQ[:, S], so the salient channels are exact up to fp16
+    for (const [name, S] of salient) {
+      const x = g.members.find((m) => m.name === name)!;
+      const w = weights.get(name)!;
+      const dec = decoded.get(name)!;
+      const B = new Float32Array(x.out * S.length);
+      for (let o2 = 0; o2 < x.out; o2++)
+        for (let c = 0; c < S.length; c++) B[o2 * S.length + c] = w[o2 * x.in + S[c]] - dec[o2 * x.in + S[c]];
+      factorsOf.set(name, { A: channelSelection(S, x.in), B: roundCentroids(B, o.centroidDtype) });
     }
     tensors.push({
       name: g.codebook,
@@ -348,7 +400,17 @@ async function clusterModel(
         tensors.push({ name: `${x.name}.codes`, dtype: "U16", shape: [x.in, Math.ceil(x.out / g.d)], data: c });
       }
       const f = factorsOf.get(x.name);
-      if (f) {
+      const S = salient.get(x.name);
+      if (f && S) {
+        tensors.push({ name: `${x.name}.salient_index`, dtype: "I32", shape: [S.length], data: S });
+        tensors.push({
+          name: `${x.name}.salient_weight`,
+          dtype: o.centroidDtype,
+          shape: [x.out, S.length],
+          data: fromFloat32(o.centroidDtype, f.B),
+        });
+        sideBits += sidePartBits("salient", S.length, x.out, x.in);
+      } else if (f) {
         const r = f.A.length / x.in;
         tensors.push({
           name: `${x.name}.lowrank_A`,
@@ -362,7 +424,7 @@ async function clusterModel(
           shape: [x.out, r],
           data: fromFloat32(o.centroidDtype, f.B),
         });
-        lowRankBits += lowRankPartBits(r, x.out, x.in);
+        sideBits += sidePartBits("lowrank", r, x.out, x.in);
       }
       modules[x.name] = {
         method: "cluscomp",
@@ -371,17 +433,22 @@ async function clusterModel(
         m: g.m,
         codebook: g.codebook,
         ...(g.codeBits < 16 ? { code_bits: g.codeBits } : {}),
-        ...(f ? { rank: f.A.length / x.in } : {}),
+        ...(f && !S ? { rank: f.A.length / x.in } : {}),
+        ...(S ? { salient: S.length } : {}),
       };
     }
     let reconstructionError = 0;
     for (const x of g.members) {
-      const w = weights.get(x.name)!;
-      const t = targets.get(x.name)!;
-      const dec = decodeWeight(fit.codes.get(x.name)!, fit.codebooks, vectorLayout(x.out, x.in, g.d, g.m), g.K);
+      // W − Ŵ = (W − B·A) − VQ = target − decoded; salient channels: W − VQ − B
+      const e = Float32Array.from(targets.get(x.name)!, (t, i) => t - decoded.get(x.name)![i]);
+      const S = salient.get(x.name);
+      if (S) {
+        const B = factorsOf.get(x.name)!.B;
+        for (let o2 = 0; o2 < x.out; o2++)
+          for (let c = 0; c < S.length; c++) e[o2 * x.in + S[c]] -= B[o2 * S.length + c];
+      }
       const h = stats?.map.get(x.name)?.diagonal;
-      // W − Ŵ = (W − B·A) − VQ = target − decoded
-      for (let i = 0; i < w.length; i++) reconstructionError += (h ? h[i % x.in] : 1) * (t[i] - dec[i]) ** 2;
+      for (let i = 0; i < e.length; i++) reconstructionError += (h ? h[i % x.in] : 1) * e[i] ** 2;
     }
     groups.push({
       codebook: g.codebook,
@@ -397,7 +464,7 @@ async function clusterModel(
     });
   }
   const budget = planBudget(plan);
-  return { tensors, modules, budget: { params: budget.params, bits: budget.bits + lowRankBits }, groups };
+  return { tensors, modules, budget: { params: budget.params, bits: budget.bits + sideBits }, groups };
 }
 
 /**
@@ -474,92 +541,77 @@ export function resolvedCompressOptions(
 }
 
 /**
- * ReALLM: the shares of each matrix's bits its fp16 low-rank part may take. Without --rank, compress fits the
- * model at each (k-means of REALLM_PROBE_ITERS iterations, nearest codes, no alternation) and keeps the share of
- * least reconstruction error Σ h·(W − Ŵ)² (h: the Hessian diagonal when statistics are collected, else 1).
+ * Without --rank (reallm) or --salient (llm-codebook), compress fits the model at each share of SIDE_SHARES
+ * (k-means of SIDE_PROBE_ITERS iterations, nearest codes, no alternation) and keeps the share of least
+ * reconstruction error Σ h·(W − Ŵ)² (h: the Hessian diagonal when statistics are collected, else 1).
  */
-export const REALLM_RANK_SHARES: readonly number[] = [0, 1 / 16, 1 / 8, 1 / 4];
-const REALLM_PROBE_ITERS = 5;
-/** Refits of the low-rank part on W − VQ after the first k-means, each followed by a warm-started k-means. */
+const SIDE_PROBE_ITERS = 5;
+/** ReALLM: refits of the low-rank part on W − VQ after the first k-means, each followed by a warm-started k-means. */
 export const REALLM_ALTERNATIONS = 1;
 
-/** Every matrix's rank when each spends `share` of its bits at `bits` bpw on a rank-r fp16 part (16·r·(in+out)). */
-export function shareRanks(mats: MatrixSpec[], bits: number, share: number): Map<string, number> {
-  return new Map(
-    mats.map((x) => [
-      x.name,
-      Math.min(Math.floor((share * bits * x.in * x.out) / lowRankPartBits(1, x.out, x.in)), x.out, x.in),
-    ]),
-  );
+/** The side-part size a run fixes (--rank, --salient), if any. */
+function fixedSide(o: CompressOptions): number | undefined {
+  return o.method === "reallm" ? o.rank : o.method === "llm-codebook" ? o.salient : undefined;
 }
 
-/** Rank r for every matrix (capped at its smaller side). */
-export function fixedRanks(mats: MatrixSpec[], rank: number): Map<string, number> {
-  if (!Number.isInteger(rank) || rank < 1)
-    throw new CompressionError("compress.rank", `--rank must be an integer ≥ 1, got ${rank}`);
-  return new Map(mats.map((x) => [x.name, Math.min(rank, x.out, x.in)]));
-}
-
-/** What ReALLM's low-rank parts of a plan take: their ranks (distinct, ascending) and bits per weight. */
-export interface LowRankSummary {
-  ranks: number[];
-  bpw: number;
-}
-
-export function lowRankSummary(mats: MatrixSpec[], ranks: Map<string, number>): LowRankSummary {
-  const params = mats.reduce((s, x) => s + x.in * x.out, 0);
-  const bits = mats.reduce((s, x) => s + lowRankPartBits(ranks.get(x.name) ?? 0, x.out, x.in), 0);
-  return { ranks: [...new Set(ranks.values())].sort((a, b) => a - b), bpw: bits / params };
-}
-
-/** The codebook plan of a ReALLM model: the planner at the bits per weight the low-rank parts leave. */
-export function reallmPlan(cfg: ModelConfig, o: CompressOptions, ranks: Map<string, number>): CodebookGroup[] {
+/** The codebook plan beside side parts: the planner at the bits per weight the side parts leave. */
+export function sidePlan(
+  cfg: ModelConfig,
+  o: CompressOptions,
+  kind: SideKind,
+  sizes: Map<string, number>,
+): CodebookGroup[] {
   const mats = listLinears(cfg);
-  const params = mats.reduce((s, x) => s + x.in * x.out, 0);
-  const low = mats.reduce((s, x) => s + lowRankPartBits(ranks.get(x.name) ?? 0, x.out, x.in), 0) / params;
-  const rest = o.bits! - low;
+  const { bpw } = sideSummary(kind, mats, sizes);
+  const rest = o.bits! - bpw;
   if (!(rest > 0)) {
     throw new CompressionError(
-      "compress.rank",
-      `the low-rank parts take ${low.toFixed(3)} of the ${o.bits} bits per weight, leaving none for the codebooks: lower --rank or raise --bits`,
+      "compress.side",
+      `the ${kind === "lowrank" ? "low-rank parts" : "salient channels"} take ${bpw.toFixed(3)} of the ${o.bits} bits per weight, leaving none for the codebooks: lower --${kind === "lowrank" ? "rank" : "salient"} or raise --bits`,
     );
   }
   return resolvePlan(cfg, { ...o, bits: rest });
 }
 
-function tryPlan(cfg: ModelConfig, o: CompressOptions, ranks: Map<string, number>): CodebookGroup[] | undefined {
+function tryPlan(
+  cfg: ModelConfig,
+  o: CompressOptions,
+  kind: SideKind,
+  sizes: Map<string, number>,
+): CodebookGroup[] | undefined {
   try {
-    return reallmPlan(cfg, o, ranks);
+    return sidePlan(cfg, o, kind, sizes);
   } catch (e) {
     if (e instanceof CompressionError) return undefined;
     throw e;
   }
 }
 
-interface RankChoice {
+interface SideChoice {
   share: number;
-  ranks: Map<string, number>;
+  sizes: Map<string, number>;
   plan: CodebookGroup[];
   probes: { share: number; error: number }[];
 }
 
-/** Fits the model at each feasible share of REALLM_RANK_SHARES (cheaply) and keeps the least error's. */
-async function chooseRankShare(
+/** Fits the model at each feasible share of SIDE_SHARES[kind] (cheaply) and keeps the least error's. */
+async function chooseSideShare(
   backend: Backend,
   source: TensorSource,
   cfg: ModelConfig,
   mats: MatrixSpec[],
   o: CompressOptions,
+  kind: SideKind,
   stats: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment } | undefined,
-): Promise<RankChoice> {
-  let best: (RankChoice & { error: number }) | undefined;
+): Promise<SideChoice> {
+  let best: (SideChoice & { error: number }) | undefined;
   const probes: { share: number; error: number }[] = [];
   const tried = new Set<string>();
-  for (const share of REALLM_RANK_SHARES) {
-    const ranks = shareRanks(mats, o.bits!, share);
-    const key = [...ranks.values()].join();
-    const plan = tryPlan(cfg, o, ranks);
-    // a share whose ranks round to an earlier one's (narrow matrices) is the same fit
+  for (const share of SIDE_SHARES[kind]) {
+    const sizes = shareSizes(kind, mats, o.bits!, share);
+    const key = [...sizes.values()].join();
+    const plan = tryPlan(cfg, o, kind, sizes);
+    // a share whose sizes round to an earlier one's (narrow matrices) is the same fit
     if (!plan || tried.has(key)) continue;
     tried.add(key);
     const probe = await clusterModel(
@@ -567,19 +619,19 @@ async function chooseRankShare(
       source,
       plan,
       {
-        iters: Math.min(o.iters ?? 20, REALLM_PROBE_ITERS),
+        iters: Math.min(o.iters ?? 20, SIDE_PROBE_ITERS),
         seed: o.seed ?? 0,
         centroidDtype: o.centroidDtype ?? "F16",
-        onProgress: (p) => o.onProgress?.({ ...p, phase: `rank probe, share ${share}` }),
+        onProgress: (p) => o.onProgress?.({ ...p, phase: `${kind} probe, share ${share}` }),
       },
       stats ? { ...stats, assignment: "nearest" } : undefined,
-      { ranks, alternations: 0 },
+      { kind, sizes, alternations: 0 },
     );
     const error = probe.groups!.reduce((s, g) => s + g.reconstructionError, 0);
     probes.push({ share, error });
-    if (!best || error < best.error) best = { share, ranks, plan, probes, error };
+    if (!best || error < best.error) best = { share, sizes, plan, probes, error };
   }
-  if (!best) throw new CompressionError("compress.rank", "no rank share gives a feasible plan at these --bits");
+  if (!best) throw new CompressionError("compress.side", `no ${kind} share gives a feasible plan at these --bits`);
   return best;
 }
 
@@ -668,6 +720,7 @@ export async function compressModel(
   if (!Number.isInteger(iters) || iters < 1)
     throw new CompressionError("compress.iters", `--iters must be an integer ≥ 1, got ${iters}`);
   const mats = listLinears(cfg);
+  const kind = sideKind(opts.method);
   let plan: CodebookGroup[] = [];
   if (isScalarMethod(opts.method)) {
     if (opts.bits === undefined)
@@ -680,23 +733,38 @@ export async function compressModel(
         `weighting and assignment are codebook options: not with --method ${opts.method}`,
       );
     validateRtn(opts.bits, opts.groupSize ?? 128);
-  } else if (opts.method === "cluscomp" || opts.method === "reallm") {
-    if (opts.method === "reallm") {
+  } else if (opts.method === "cluscomp" || kind) {
+    if (opts.rank !== undefined && opts.method !== "reallm")
+      throw new CompressionError("compress.usage", "--rank is ReALLM's low-rank part: it needs --method reallm");
+    if (opts.salient !== undefined && opts.method !== "llm-codebook")
+      throw new CompressionError("compress.usage", "--salient is LLM-Codebook's: it needs --method llm-codebook");
+    if (kind) {
       if (opts.bits === undefined)
         throw new CompressionError(
           "compress.usage",
-          "--method reallm needs --bits (a target bpw, low-rank parts included)",
+          `--method ${opts.method} needs --bits (a target bpw, its ${kind === "lowrank" ? "low-rank parts" : "salient channels"} included)`,
         );
       if ((opts.codebooks ?? 1) > 1)
-        throw new CompressionError("compress.usage", "--method reallm uses one codebook per matrix (--codebooks 1)");
-      if (opts.rank !== undefined) plan = reallmPlan(cfg, opts, fixedRanks(mats, opts.rank));
-      else if (!REALLM_RANK_SHARES.some((f) => tryPlan(cfg, opts, shareRanks(mats, opts.bits!, f))))
+        throw new CompressionError(
+          "compress.usage",
+          `--method ${opts.method} uses one codebook per matrix (--codebooks 1)`,
+        );
+      if (kind === "salient" && (opts.weighting !== "hessian" || !opts.calibration))
+        throw new CompressionError(
+          "compress.usage",
+          "--method llm-codebook is Hessian-weighted k-means: it needs --weighting hessian and calibration text (--calib)",
+        );
+      const n = fixedSide(opts);
+      if (n !== undefined) {
+        if (!Number.isInteger(n) || n < 1)
+          throw new CompressionError(
+            "compress.side",
+            `--${kind === "lowrank" ? "rank" : "salient"} must be an integer ≥ 1, got ${n}`,
+          );
+        plan = sidePlan(cfg, opts, kind, fixedSizes(kind, mats, n));
+      } else if (!SIDE_SHARES[kind].some((f) => tryPlan(cfg, opts, kind, shareSizes(kind, mats, opts.bits!, f))))
         plan = resolvePlan(cfg, opts); // no share plans: let the planner's own error speak
-    } else {
-      if (opts.rank !== undefined)
-        throw new CompressionError("compress.usage", "--rank is ReALLM's low-rank part: it needs --method reallm");
-      plan = resolvePlan(cfg, opts);
-    }
+    } else plan = resolvePlan(cfg, opts);
     if ((opts.weighting ?? "none") !== "none" || (opts.assignment ?? "nearest") !== "nearest") {
       if (!opts.calibration)
         throw new CompressionError("compress.usage", "Hessian weighting and GPTQ assignment need calibration text");
@@ -705,9 +773,10 @@ export async function compressModel(
       if (opts.assignment === "gptq" && (opts.codebooks ?? 1) > 1)
         throw new CompressionError("compress.usage", "GPTQ assignment needs one codebook per matrix (--codebooks 1)");
     }
-    // a reallm run without --rank plans once its rank share is chosen (after the probes, below)
-    if (opts.method === "cluscomp") onPlan?.(plan);
-    else if (opts.rank !== undefined) onPlan?.(plan, lowRankSummary(mats, fixedRanks(mats, opts.rank)));
+    // a side part without a fixed size plans once its share is chosen (after the probes, below)
+    const n = fixedSide(opts);
+    if (!kind) onPlan?.(plan);
+    else if (n !== undefined) onPlan?.(plan, sideSummary(kind, mats, fixedSizes(kind, mats, n)));
   } else {
     throw new CompressionError(
       "compress.method",
@@ -729,22 +798,23 @@ export async function compressModel(
             assignment,
           }
         : undefined;
-    let lowrank: LowRankFit | undefined;
-    let rankChoice: RankChoice | undefined;
-    if (opts.method === "reallm") {
-      if (opts.rank !== undefined) lowrank = { ranks: fixedRanks(mats, opts.rank), alternations: REALLM_ALTERNATIONS };
+    let side: SideFit | undefined;
+    let sideChoice: SideChoice | undefined;
+    if (kind) {
+      const n = fixedSide(opts);
+      if (n !== undefined) side = { kind, sizes: fixedSizes(kind, mats, n), alternations: REALLM_ALTERNATIONS };
       else {
-        rankChoice = await chooseRankShare(backend, source, cfg, mats, opts, stats);
-        plan = rankChoice.plan;
-        onPlan?.(plan, lowRankSummary(mats, rankChoice.ranks));
-        lowrank = { ranks: rankChoice.ranks, alternations: REALLM_ALTERNATIONS };
+        sideChoice = await chooseSideShare(backend, source, cfg, mats, opts, kind, stats);
+        plan = sideChoice.plan;
+        onPlan?.(plan, sideSummary(kind, mats, sideChoice.sizes));
+        side = { kind, sizes: sideChoice.sizes, alternations: REALLM_ALTERNATIONS };
       }
     }
     const hessians =
       opts.method === "gptq" ? await inputStatistics(backend, srcDir, opts.calibration!, true, opts) : undefined;
     const result = isScalarMethod(opts.method)
       ? await rtnModel(backend, source, mats, opts.bits!, opts.groupSize ?? 128, onProgress, hessians)
-      : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats, lowrank);
+      : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats, side);
     const replaced = new Set(mats.map((x) => `${x.name}.weight`));
     const kept: TensorToWrite[] = source
       .names()
@@ -773,8 +843,13 @@ export async function compressModel(
       ...(opts.method === "reallm"
         ? {
             alternations: REALLM_ALTERNATIONS,
-            ...(opts.rank !== undefined ? { rank: opts.rank } : { rank_share: rankChoice!.share }),
+            ...(opts.rank !== undefined ? { rank: opts.rank } : { rank_share: sideChoice!.share }),
           }
+        : {}),
+      ...(opts.method === "llm-codebook"
+        ? opts.salient !== undefined
+          ? { salient: opts.salient }
+          : { salient_share: sideChoice!.share }
         : {}),
       modules: result.modules,
     };
@@ -786,7 +861,7 @@ export async function compressModel(
       seconds: 0,
       options: resolved,
       groups: result.groups,
-      ...(rankChoice ? { rankProbes: rankChoice.probes, rankShare: rankChoice.share } : {}),
+      ...(sideChoice ? { sideProbes: sideChoice.probes, sideShare: sideChoice.share } : {}),
     };
     const { bytes: _bytes, seconds: _seconds, ...recorded } = report;
     await writeDirAtomic(outDir, (dir) => {

@@ -21,7 +21,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.js";
 import { assertFinite } from "../model/load.js";
-import { checkCheckpoint, readCodebookCodes } from "../model/tensors.js";
+import { checkCheckpoint, readCodebookCodes, readSalientIndex } from "../model/tensors.js";
 import { DTYPE_BYTES, type DType, fromFloat32, toFloat32 } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
 import { dirBytes } from "./compress.js";
@@ -107,6 +107,10 @@ export async function decompressModel(
           encoding.add(`${module}.lowrank_A`);
           encoding.add(`${module}.lowrank_B`);
         }
+        if (m.salient !== undefined) {
+          encoding.add(`${module}.salient_index`);
+          encoding.add(`${module}.salient_weight`);
+        }
       } else {
         for (const s of ["qweight", "scales", "zeros"]) encoding.add(`${module}.${s}`);
       }
@@ -134,6 +138,12 @@ export async function decompressModel(
             i,
           );
           for (let j = 0; j < w.length; j++) w[j] += ba[j];
+        }
+        if (m.salient !== undefined) {
+          // LLM-Codebook: W[:, S] += salient_weight
+          const S = readSalientIndex(source, module, m.salient, i);
+          const B = source.readFloat32(`${module}.salient_weight`);
+          for (let r = 0; r < o; r++) for (let c = 0; c < S.length; c++) w[r * i + S[c]] += B[r * S.length + c];
         }
       } else {
         const raw = source.readRaw(`${module}.qweight`) as Uint8Array;

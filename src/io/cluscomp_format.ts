@@ -7,6 +7,8 @@
 //                      as `model.layers.3.mlp.codebook`);
 //                      with `rank: r` (ReALLM), also `<module>.lowrank_A` F16|BF16 [r, in] and `<module>.lowrank_B`
 //                      F16|BF16 [out, r]: W = B·A + the decoded codes (the codebook quantizes the residual);
+//                      with `salient: k` (LLM-Codebook), `<module>.salient_index` I32 [k] (distinct input channels,
+//                      ascending) and `<module>.salient_weight` F16|BF16 [out, k]: W[:, S] += salient_weight;
 //   method "rtn":      `<module>.qweight` U8 (b-bit codes, LSB-first, row-major [out, in]),
 //                      `<module>.scales`, `<module>.zeros` F16 [out, ⌈in/G⌉].
 // docs/format.md describes it for users. This file parses and validates it; compress/ writes it.
@@ -26,6 +28,8 @@ export interface CodebookModule {
   code_bits?: number;
   /** ReALLM: rank of the stored low-rank part B·A added to the decoded weight; absent means none. */
   rank?: number;
+  /** LLM-Codebook: input channels stored in fp16 beside the codes (salient_index, salient_weight); absent: none. */
+  salient?: number;
 }
 
 /** The code width of a module (16 when the entry does not say). */
@@ -41,13 +45,13 @@ export interface RtnModule {
 
 export type QuantModule = CodebookModule | RtnModule;
 
-export const QUANT_METHODS = ["cluscomp", "reallm", "rtn", "gptq"] as const;
+export const QUANT_METHODS = ["cluscomp", "reallm", "llm-codebook", "rtn", "gptq"] as const;
 export type QuantMethodName = (typeof QUANT_METHODS)[number];
 
 export interface QuantizationConfig {
   quant_method: typeof QUANT_METHOD;
   format_version: number;
-  /** The method that made it: cluscomp and reallm checkpoints hold codebook modules, rtn and gptq RTN modules. */
+  /** The method that made it: cluscomp, reallm, llm-codebook hold codebook modules, rtn and gptq RTN modules. */
   method: QuantMethodName;
   /** Parameter-weighted bits per weight over the compressed modules. */
   bpw: number;
@@ -103,6 +107,9 @@ export function parseQuantizationConfig(
           bad(file, `modules["${name}"].code_bits must be an integer in 1..16 with 2^code_bits ≥ K = ${e.K}`);
       }
       if (e.rank !== undefined && !posInt(e.rank)) bad(file, `modules["${name}"].rank must be an integer ≥ 1`);
+      if (e.salient !== undefined && !posInt(e.salient)) bad(file, `modules["${name}"].salient must be an integer ≥ 1`);
+      if (e.rank !== undefined && e.salient !== undefined)
+        bad(file, `modules["${name}"] has both a rank and salient channels (one side part per module)`);
       modules[name] = {
         method: "cluscomp",
         d: e.d,
@@ -111,6 +118,7 @@ export function parseQuantizationConfig(
         codebook: e.codebook,
         ...(e.code_bits !== undefined && e.code_bits !== 16 ? { code_bits: e.code_bits } : {}),
         ...(e.rank !== undefined ? { rank: e.rank } : {}),
+        ...(e.salient !== undefined ? { salient: e.salient } : {}),
       };
     } else if (e.method === "rtn") {
       if (!posInt(e.bits) || e.bits > 8 || !posInt(e.group_size))

@@ -34,6 +34,8 @@ export interface QuantizationSummary {
   codeBits?: number[];
   /** reallm: ranks of the stored low-rank parts. */
   ranks?: number[];
+  /** llm-codebook: salient input channels per matrix. */
+  salient?: number[];
   /** rtn: bit widths and group sizes. */
   bits?: number[];
   groupSizes?: number[];
@@ -96,6 +98,10 @@ export function inspectModel(dir: string): ModelSummary {
           storage.add(`${module}.lowrank_A`);
           storage.add(`${module}.lowrank_B`);
         }
+        if (m.salient !== undefined) {
+          storage.add(`${module}.salient_index`);
+          storage.add(`${module}.salient_weight`);
+        }
       } else {
         storage.add(`${module}.scales`);
         storage.add(`${module}.zeros`);
@@ -139,6 +145,7 @@ export function inspectModel(dir: string): ModelSummary {
             clusters: { min: Math.min(...cb.map((m) => m.K)), max: Math.max(...cb.map((m) => m.K)) },
             codeBits: sorted(cb.map((m) => moduleCodeBits(m))),
             ...(cb.some((m) => m.rank) ? { ranks: sorted(cb.map((m) => m.rank ?? 0)) } : {}),
+            ...(cb.some((m) => m.salient) ? { salient: sorted(cb.map((m) => m.salient ?? 0)) } : {}),
           }
         : {}),
       ...(rtn.length > 0

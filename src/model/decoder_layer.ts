@@ -176,8 +176,8 @@ function lowRankBackward(
 
 /**
  * dX = dY·W, dW = dYᵀ·X (rows flattened), db = Σ_rows dY (dW and db only when `wantWeight`); the weight is decoded
- * for compressed linears. Each low-rank part (ReALLM's stored one, a LoRA adapter) adds its gradients and its share
- * of dX (lowRankBackward).
+ * for compressed linears. Each low-rank part (ReALLM's stored one, LLM-Codebook's salient channels, a LoRA
+ * adapter) adds its share of dX and, but for the frozen salient channels, its gradients (lowRankBackward).
  */
 function linearBackward(
   be: Backend,
@@ -197,6 +197,7 @@ function linearBackward(
   const grad: LinearGrad = { weight, bias };
   for (const [part, which] of [
     [lin.lowrank, "lowrank"],
+    [lin.salient, "salient"],
     [lin.lora, "lora"],
   ] as const) {
     if (!part) continue;
@@ -204,9 +205,13 @@ function linearBackward(
     if (which === "lora") {
       grad.loraA = g.dA;
       grad.loraB = g.dB;
-    } else {
+    } else if (which === "lowrank") {
       grad.lowrankA = g.dA;
       grad.lowrankB = g.dB;
+    } else {
+      // salient channels are frozen: only their share of dX is kept
+      be.dispose(g.dA);
+      be.dispose(g.dB);
     }
     const sum = be.add(dx2, g.dx);
     be.dispose(g.dx);

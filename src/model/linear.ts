@@ -1,5 +1,6 @@
 // A linear layer's weights as the model sees them: dense, codebook-compressed (ClusComp) or round-to-nearest,
-// optionally with ReALLM's stored low-rank part (y = B·A·x + VQ(x)) and a LoRA adapter over it (y = base(x) +
+// optionally with ReALLM's stored low-rank part (y = B·A·x + VQ(x)), LLM-Codebook's salient channels (the same
+// form with A a one-hot selection) and a LoRA adapter over it (y = base(x) +
 // (α/r)·B·A·x, PEFT's LoRA), both low-rank parts applied as two thin matmuls. Compressed weights stay
 // compressed on the backend; `applyLinear` multiplies codebook weights through the backend's codebook_linear
 // (fused on fast backends) and decodes round-to-nearest weights one layer at a time.
@@ -23,13 +24,19 @@ interface LinearBase {
   outFeatures: number;
   /** ReALLM: the checkpoint's low-rank part of the weight (`<module>.lowrank_A` / `lowrank_B`, scale 1). */
   lowrank?: LowRankPart;
+  /**
+   * LLM-Codebook: the checkpoint's salient input channels S as a low-rank part: A [k, in] the one-hot selection
+   * of S, B [out, k] = `<module>.salient_weight`, scale 1 (frozen: nothing trains it).
+   */
+  salient?: LowRankPart;
   lora?: LoraAdapter;
 }
 
-/** The low-rank parts a linear adds to its base output: ReALLM's stored part, then a LoRA adapter. */
+/** The low-rank parts a linear adds to its base output: ReALLM's, LLM-Codebook's salient channels, LoRA. */
 export function lowRankParts(lin: Linear): LowRankPart[] {
   const parts: LowRankPart[] = [];
   if (lin.lowrank) parts.push(lin.lowrank);
+  if (lin.salient) parts.push(lin.salient);
   if (lin.lora) parts.push(lin.lora);
   return parts;
 }

@@ -4,6 +4,7 @@
 // tensor's raw bytes.
 
 import type { Backend, Tensor } from "../backend/backend.js";
+import { channelSelection } from "../compress/side.js";
 import { ModelError } from "../errors.js";
 import {
   moduleCodeBits,
@@ -24,6 +25,8 @@ import {
   FLOAT_WEIGHT_DTYPES,
   lowRankTensors,
   readCodebookCodes,
+  readSalientIndex,
+  salientTensors,
 } from "./tensors.js";
 
 export interface LoadProgress {
@@ -104,9 +107,12 @@ export class CheckpointReader {
     return 9 + (c.qkvBias ? 3 : 0) + (c.oBias ? 1 : 0) + (c.mlpBias ? 3 : 0);
   }
 
-  /** Tensors of ReALLM low-rank parts in the whole checkpoint (read beside the per-layer ones). */
+  /** Tensors of side parts (ReALLM low-rank, LLM-Codebook salient) in the whole checkpoint, beside the per-layer ones. */
   get lowRankTensorCount(): number {
-    return 2 * Object.values(this.quant?.modules ?? {}).filter((m) => m.method === "cluscomp" && m.rank).length;
+    return (
+      2 *
+      Object.values(this.quant?.modules ?? {}).filter((m) => m.method === "cluscomp" && (m.rank || m.salient)).length
+    );
   }
 
   private check(name: string, shape: readonly number[]) {
@@ -169,6 +175,7 @@ export class CheckpointReader {
       this.tick();
       const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
       const lowrank = q.rank === undefined ? undefined : this.lowRank(prefix, q.rank, out, inp);
+      const salient = q.salient === undefined ? undefined : this.salientPart(prefix, q.salient, out, inp);
       return {
         kind: "codebook",
         codes,
@@ -179,6 +186,7 @@ export class CheckpointReader {
         inFeatures: inp,
         outFeatures: out,
         ...(lowrank ? { lowrank } : {}),
+        ...(salient ? { salient } : {}),
       };
     }
     const ng = Math.ceil(inp / q.group_size);
@@ -214,6 +222,24 @@ export class CheckpointReader {
       return this.tensor(name, e.shape);
     });
     return { A, B, scale: 1 };
+  }
+
+  /** LLM-Codebook's salient channels of a module as a low-rank part (A the one-hot selection, scale 1). */
+  private salientPart(prefix: string, k: number, out: number, inp: number): LowRankPart {
+    const [idx, val] = salientTensors(prefix, k, out);
+    for (const [name, e] of [idx, val]) {
+      const info = this.check(name, e.shape);
+      if (!e.dtypes.includes(info.dtype)) {
+        throw new ModelError(
+          "model.tensor_dtype",
+          `tensor "${name}" is ${info.dtype}; a ${e.role} must be ${e.dtypes.join(" or ")}`,
+        );
+      }
+    }
+    const channels = readSalientIndex(this.source, prefix, k, inp);
+    this.tick();
+    const A = this.backend.upload(channelSelection(channels, inp), [k, inp]);
+    return { A, B: this.tensor(val[0], val[1].shape), scale: 1 };
   }
 
   linear(prefix: string, out: number, inp: number, hasBias: boolean): Linear {

@@ -104,6 +104,9 @@ export function expectedTensors(
       if (m.rank !== undefined) {
         for (const [name, e] of lowRankTensors(x.module, m.rank, x.out, x.in)) want.set(name, e);
       }
+      if (m.salient !== undefined) {
+        for (const [name, e] of salientTensors(x.module, m.salient, x.out)) want.set(name, e);
+      }
     } else {
       const ng = Math.ceil(x.in / m.group_size);
       want.set(`${x.module}.qweight`, {
@@ -193,6 +196,29 @@ export function lowRankTensors(module: string, r: number, out: number, inp: numb
     [`${module}.lowrank_A`, { shape: [r, inp], dtypes: CODEBOOK_DTYPES, role: "ReALLM low-rank factor" }],
     [`${module}.lowrank_B`, { shape: [out, r], dtypes: CODEBOOK_DTYPES, role: "ReALLM low-rank factor" }],
   ];
+}
+
+/** LLM-Codebook's salient channels: `<module>.salient_index` I32 [k] and `salient_weight` F16|BF16 [out, k]. */
+export function salientTensors(module: string, k: number, out: number): [string, ExpectedTensor][] {
+  return [
+    [`${module}.salient_index`, { shape: [k], dtypes: ["I32"], role: "LLM-Codebook salient channel index" }],
+    [`${module}.salient_weight`, { shape: [out, k], dtypes: CODEBOOK_DTYPES, role: "LLM-Codebook salient channels" }],
+  ];
+}
+
+/** Salient channel indices: distinct, ascending, each < in; otherwise an error naming the tensor. */
+export function readSalientIndex(source: TensorSource, module: string, k: number, inp: number): Int32Array {
+  const name = `${module}.salient_index`;
+  const idx = Int32Array.from(source.readRaw(name) as Int32Array);
+  for (let c = 0; c < k; c++) {
+    if (!(idx[c] >= 0 && idx[c] < inp) || (c > 0 && idx[c] <= idx[c - 1])) {
+      throw new ModelError(
+        "model.salient_index",
+        `tensor "${name}" holds ${idx[c]} at [${c}]; salient channels must be distinct input channels in 0..${inp - 1}, ascending`,
+      );
+    }
+  }
+  return idx;
 }
 
 /** The codes tensor of a ClusComp module: U16 [in, nb], or with code_bits b < 16 a U8 bit stream of in·nb·b bits. */

@@ -202,10 +202,10 @@ export function resolveBlockwiseOptions(cfg: ModelConfig, o: BlockwiseOptions): 
 /** Block-wise tuning needs every codebook inside one block (share none or block). */
 function checkSharing(stage1: ModelConfig): number {
   const q = parseQuantizationConfig(stage1.raw);
-  if (q?.method !== "cluscomp" && q?.method !== "reallm") {
+  if (!q || !["cluscomp", "reallm", "llm-codebook"].includes(q.method)) {
     fail(
       "finetune.not_codebook",
-      "block-wise tuning needs a cluscomp or reallm (codebook) checkpoint, not RTN or a plain model",
+      "block-wise tuning needs a codebook checkpoint (cluscomp, reallm, llm-codebook), not RTN, GPTQ or a plain model",
     );
   }
   const layerOf = new Map<string, number>();

@@ -238,6 +238,67 @@ describe("cli compress", () => {
     expect(fs.existsSync(path.join(root, "never-r"))).toBe(false);
   });
 
+  it("--method llm-codebook: Hessian-weighted k-means with salient channels in fp16; inspect reads it, train --train lora finetunes it; bad use is a usage error", () => {
+    const lc = path.join(root, "llm-codebook");
+    const calib = ["--calib", TEXT, "--calib-samples", "4", "--calib-seqlen", "64"];
+    const r = cli(
+      "compress",
+      "--model",
+      EXAMPLE,
+      "--out",
+      lc,
+      "--method",
+      "llm-codebook",
+      "--bits",
+      "3.5",
+      "--salient",
+      "2",
+      "--iters",
+      "3",
+      ...calib,
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/plan: 2 salient input channels per matrix \(fp16\) take 0\.\d+ bits per weight/);
+    const q = JSON.parse(fs.readFileSync(path.join(lc, "config.json"), "utf8")).quantization_config;
+    expect(q.method).toBe("llm-codebook");
+    expect(q.weighting).toBe("hessian");
+    expect(q.modules["model.layers.2.self_attn.o_proj"].salient).toBe(2);
+    expect(cli("inspect", "--model", lc).stdout).toMatch(/llm-codebook, .*2 salient input channels per matrix/);
+    const adapter = path.join(root, "llm-codebook-lora");
+    const t = cli(
+      "train",
+      "--model",
+      lc,
+      "--data",
+      TEXT,
+      "--out",
+      adapter,
+      "--train",
+      "lora",
+      "--lora-rank",
+      "4",
+      "--seqlen",
+      "128",
+      "--max-steps",
+      "4",
+      "--lr",
+      "2e-3",
+      "--json",
+    );
+    expect(t.code, t.stderr).toBe(0);
+    const tr = JSON.parse(t.stdout);
+    expect(tr.losses.at(-1)).toBeLessThan(tr.losses[0]);
+    const bad = (...args: string[]) =>
+      cli("compress", "--model", EXAMPLE, "--out", path.join(root, "never-lc"), ...args);
+    expect(bad("--method", "llm-codebook", "--bits", "3", ...calib, "--weighting", "none").stderr).toMatch(
+      /llm-codebook is Hessian-weighted k-means/,
+    );
+    expect(bad("--method", "llm-codebook", "--bits", "3").stderr).toMatch(/--method llm-codebook needs --calib FILE/);
+    expect(bad("--bits", "3", "--salient", "2").stderr).toMatch(/--salient applies to --method llm-codebook only/);
+    expect(fs.existsSync(path.join(root, "never-lc"))).toBe(false);
+  });
+
   it("--method gptq: GPTQ in RTN's format, read by eval as RTN is; closer to the original than RTN at the same bits; needs --calib", () => {
     const calib = ["--calib", TEXT, "--calib-samples", "8", "--calib-seqlen", "256"];
     const g = path.join(root, "gptq4");

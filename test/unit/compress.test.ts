@@ -136,10 +136,10 @@ describe.each(VARIANTS)("compress %s", (_name, opts) => {
       if (opts.rank !== undefined) expect(ranks.every((r) => r === opts.rank)).toBe(true);
       else {
         // the probes: every share tried is reported, the kept one has the least reconstruction error
-        const probes = report.rankProbes!;
+        const probes = report.sideProbes!;
         expect(probes.length).toBeGreaterThanOrEqual(2);
         const best = probes.reduce((a, b) => (b.error < a.error ? b : a));
-        expect(report.rankShare).toBe(best.share);
+        expect(report.sideShare).toBe(best.share);
         expect(ranks.some((r) => r > 0)).toBe(best.share > 0);
       }
     }
