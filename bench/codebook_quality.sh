@@ -5,7 +5,8 @@
 # eval --reference). code-bits 16 | min (⌈log₂K⌉-bit packed codes); weighting none | hessian (Hessian-weighted
 # k-means); assignment nearest | gptq (GPTQ's column order with error feedback); method cluscomp (default) | reallm
 # (rank share chosen by compress) | reallm-rR (--rank R) | gptq-gG, rtn-gG (the scalar baselines, --bits an integer
-# width, groups of G; d, code-bits, weighting and assignment are ignored: write "-");
+# width, groups of G; d, code-bits, weighting and assignment are ignored: write "-"); any method with "+seq" takes
+# its statistics from the compressed blocks' inputs (--hessian-inputs compressed, GPTQ's sequential order);
 # finetune none (default) | blockwise (stage 2 at its defaults on the calibration text).
 # MODEL=llama (default: llama-en-26m, WikiText-2, calibration CALIB_SAMPLES (default 128) C4 windows of 512
 # tokens, GPTQ's set) or MODEL=stories (stories260K, the TinyStories excerpt's first 4,096 tokens, calibration
@@ -47,16 +48,19 @@ for row in ${ROWS:-$DEFAULT_ROWS}; do
   name=b$bits-d$d-c$codebits-$weighting-$assignment-$method-$finetune
   extra=()
   [ "$d" = plan ] || extra+=(--vector-dim "$d")
-  cmethod=$method
-  codeopts=(--share block --code-bits "$codebits" --weighting "$weighting" --assignment "$assignment")
-  case $method in
-    reallm-r*) cmethod=reallm; extra+=(--rank "${method#reallm-r}") ;;
-    gptq-g* | rtn-g*)
-      cmethod=${method%%-g*}; extra=(--group-size "${method#*-g}"); codeopts=()
-      [ "$cmethod" = rtn ] || extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen") ;;
-  esac
   [ "$weighting:$assignment:$finetune" = none:nearest:none ] ||
     extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen")
+  cmethod=${method%+seq}
+  [ "$cmethod" = "$method" ] || extra+=(--hessian-inputs compressed)
+  codeopts=(--share block --code-bits "$codebits" --weighting "$weighting" --assignment "$assignment")
+  case $cmethod in
+    reallm-r*) extra+=(--rank "${cmethod#reallm-r}"); cmethod=reallm ;;
+    gptq-g* | rtn-g*)
+      group=${cmethod#*-g}; cmethod=${cmethod%%-g*}
+      extra=(--group-size "$group"); codeopts=()
+      [ "${method%+seq}" = "$method" ] || extra+=(--hessian-inputs compressed)
+      [ "$cmethod" = rtn ] || extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen") ;;
+  esac
   rm -rf "${out:?}/$name"
   $cli compress --backend cpu --threads "$threads" --model "$model" --out "$out/$name" --bits "$bits" \
     --method "$cmethod" "${codeopts[@]}" --finetune "$finetune" "${extra[@]}" --json > "$out/$name.json" 2> "$out/$name.log"

@@ -44,9 +44,12 @@ export {
   type CompressReport,
   compressModel,
   DEFAULT_CODE_BITS,
+  DEFAULT_HESSIAN_INPUTS,
   defaultShare,
   describePlan,
   dirBytes,
+  HESSIAN_INPUTS,
+  type HessianInputs,
   isScalarMethod,
   MAX_BITS,
   REALLM_ALTERNATIONS,
@@ -80,6 +83,8 @@ export {
   type InputStatistics,
   type InputStatisticsMap,
   inputHessianBytes,
+  layerHessianBytes,
+  layerInputStatistics,
   vectorWeights,
 } from "./compress/hessian.js";
 export {

@@ -110,6 +110,7 @@ export function parseRunSpec(spec: string, modelDir: string): RunSpec {
     weighting: calibrated.weighting,
     assignment: calibrated.assignment,
     calibration: calibrated.needsCalibration ? calibrationSpec(a, modelDir, calibrated.flag, command) : undefined,
+    ...(calibrated.needsCalibration ? { hessianInputs: calibrated.hessianInputs } : {}),
   };
   return tune ? { spec, compress, tune } : { spec, compress };
 }

@@ -16,12 +16,16 @@ import {
   compressAndTune,
   compressModel,
   DEFAULT_CODE_BITS,
+  DEFAULT_HESSIAN_INPUTS,
   defaultHoldout,
   defaultShare,
   describePlan,
   describeSide,
+  HESSIAN_INPUTS,
+  type HessianInputs,
   inputHessianBytes,
   isScalarMethod,
+  layerHessianBytes,
   listLinears,
   MAX_BITS,
   planBpw,
@@ -100,6 +104,9 @@ ${COMPRESS_OPTIONS_HELP}
                        with --finetune blockwise (its --calib is there; measured better before and after stage 2),
                        else nearest (both read --calib, --calib-samples, --calib-seqlen and --seed, also without
                        --finetune)
+  --hessian-inputs I   original (default: the statistics of the full-precision model's inputs) | compressed (each
+                       block's from the blocks before it as compressed, GPTQ's sequential order); both one block
+                       at a time with --share none or block
   --finetune MODE      none (default) | blockwise: ClusComp stage 2, tune the codebooks block by block (needs
                        --calib; --share none or block); stage 1 and per-block checkpoints go to OUT.work
 ${FINETUNE_OPTIONS_HELP}
@@ -142,7 +149,8 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
     if (name === "method" || a.values[name] === undefined) continue;
     if (!METHOD_FLAGS[method].includes(name)) {
       const others = COMPRESS_METHODS.filter((m) => METHOD_FLAGS[m].includes(name));
-      usage("usage.flag", `${command}: --${name} applies to --method ${others.join(" or ")} only`);
+      const list = others.length > 1 ? `${others.slice(0, -1).join(", ")} or ${others.at(-1)}` : others[0];
+      usage("usage.flag", `${command}: --${name} applies to --method ${list} only`);
     }
   }
   const opt = (name: string) => (optStr(a, name) === undefined ? undefined : numOpt(a, name, 0));
@@ -253,6 +261,7 @@ function warnFewTokens(c: CalibrationSpec, modelDir: string): void {
 export const CALIBRATED_OPTIONS: OptionSpec = {
   weighting: { type: "string" },
   assignment: { type: "string" },
+  "hessian-inputs": { type: "string" },
 };
 
 /**
@@ -267,6 +276,7 @@ export function calibratedOptions(
 ): {
   weighting: Weighting;
   assignment: Assignment;
+  hessianInputs: HessianInputs;
   needsCalibration: boolean;
   flag: string;
   readsWithoutStage2: string[];
@@ -292,14 +302,24 @@ export function calibratedOptions(
   if (codebookCalibrated && isScalarMethod(options.method))
     usage(
       "usage.flag",
-      `${command}: ${weighting !== "none" ? "--weighting" : "--assignment"} applies to --method cluscomp or reallm only`,
+      `${command}: ${weighting !== "none" ? "--weighting" : "--assignment"} applies to --method cluscomp, reallm or llm-codebook only`,
     );
   // GPTQ reads its input Hessians from the calibration text
   const needsCalibration = codebookCalibrated || options.method === "gptq";
   if (assignment === "gptq" && (options.codebooks ?? 1) > 1)
     usage("usage.flag", `${command}: --assignment gptq needs one codebook per matrix (--codebooks 1)`);
+  const hessianInputs = (optStr(a, "hessian-inputs") ?? DEFAULT_HESSIAN_INPUTS) as HessianInputs;
+  if (!HESSIAN_INPUTS.includes(hessianInputs))
+    usage("usage.value", `--hessian-inputs must be ${HESSIAN_INPUTS.join(" or ")}, got "${hessianInputs}"`);
+  if (optStr(a, "hessian-inputs") !== undefined && !needsCalibration)
+    usage(
+      "usage.flag",
+      `${command}: --hessian-inputs applies to calibrated compression (--assignment gptq, --weighting hessian, --method gptq or llm-codebook)`,
+    );
+  if (hessianInputs === "compressed" && options.share === "model")
+    usage("usage.flag", `${command}: --hessian-inputs compressed works block by block: not with --share model`);
   const readsWithoutStage2 = needsCalibration ? ["calib", "calib-samples", "calib-seqlen"] : [];
-  return { weighting, assignment, needsCalibration, flag, readsWithoutStage2 };
+  return { weighting, assignment, hessianInputs, needsCalibration, flag, readsWithoutStage2 };
 }
 
 /** The calibration of --weighting / --assignment: --calib (required), --calib-samples (128), --calib-seqlen (the context, ≤ 2048). */
@@ -374,7 +394,9 @@ export async function compressCommand(argv: string[]): Promise<void> {
   const out = checkOutputArg(str(a, "out", "compress"));
   const { weighting } = calibrated;
   let { assignment } = calibrated;
-  const hessianBytes = inputHessianBytes(listLinears(readModelConfig(modelDir)));
+  // with --share none or block the statistics are taken one block at a time (the sequential order)
+  const linears = listLinears(readModelConfig(modelDir));
+  const hessianBytes = options.share === "model" ? inputHessianBytes(linears) : layerHessianBytes(linears);
   if (options.method === "gptq" && hessianBytes > os.totalmem() / 2)
     usage(
       "usage.memory",
@@ -385,7 +407,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
     if (optStr(a, "assignment") === "gptq")
       usage(
         "usage.memory",
-        `--assignment gptq holds every layer's input Hessian (${need}), more than half this machine's memory; use --assignment nearest`,
+        `--assignment gptq holds ${options.share === "model" ? "every layer's input Hessian" : "a block's input Hessians"} (${need}), more than half this machine's memory; use --assignment nearest`,
       );
     process.stderr.write(
       `note: GPTQ-style codes would hold ${need} of input Hessians, more than half this machine's memory: nearest codes instead\n`,
@@ -406,8 +428,9 @@ export async function compressCommand(argv: string[]): Promise<void> {
     weighting,
     assignment,
     calibration,
+    ...(calibration ? { hessianInputs: calibrated.hessianInputs } : {}),
     onStatistics: (done, total) => {
-      statsBar ??= new ProgressBar({ label: "input statistics", total, unit: "windows" });
+      statsBar ??= new ProgressBar({ label: "input statistics", total, unit: "window passes" });
       statsBar.update(done);
     },
     onProgress: compressProgress(options.method),

@@ -4,12 +4,13 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Backend } from "../backend/backend.js";
+import type { Backend, Tensor } from "../backend/backend.js";
 import { CompressionError, ModelError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
 import { modelFingerprint } from "../io/fingerprint.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
+import { OverlaySource } from "../io/memory_source.js";
 import {
   copyCompanionFiles,
   openCheckpoint,
@@ -18,15 +19,23 @@ import {
   writeSafetensors,
 } from "../io/safetensors.js";
 import { loadTokenizer } from "../io/tokenizer.js";
-import { assertFinite, loadModel } from "../model/load.js";
+import { decoderLayerForward, disposeLayer } from "../model/decoder_layer.js";
+import { assertFinite, CheckpointReader, loadModel } from "../model/load.js";
+import { ropeInvFreq, ropeTables } from "../model/rope.js";
 import { checkCheckpoint } from "../model/tensors.js";
 import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
-import { type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
+import { addBudget, type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { decodeWeight, extractVectors, placeCodes, vectorLayout } from "./codebook.js";
 import { gptqAssign, gptqFactor, gptqQuantize } from "./gptq.js";
-import { collectInputStatistics, type InputStatistics, type InputStatisticsMap, vectorWeights } from "./hessian.js";
+import {
+  collectInputStatistics,
+  type InputStatistics,
+  type InputStatisticsMap,
+  layerInputStatistics,
+  vectorWeights,
+} from "./hessian.js";
 import { type CentroidDtype, kmeans, roundCentroids } from "./kmeans.js";
 import { lowRankFactors, lowRankProduct, randomizedSvd } from "./lowrank.js";
 import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
@@ -90,8 +99,13 @@ export interface CompressOptions {
   assignment?: Assignment;
   /** The calibration windows `weighting: "hessian"` and `assignment: "gptq"` read. */
   calibration?: CalibrationSpec;
+  /**
+   * Whose inputs the statistics are taken from, block by block: "original" (the full-precision model's) or
+   * "compressed" (the blocks before as compressed: GPTQ's sequential order). Default DEFAULT_HESSIAN_INPUTS.
+   */
+  hessianInputs?: HessianInputs;
   onProgress?: (p: CompressProgress) => void;
-  /** Windows of the Hessian statistics pass done / total. */
+  /** Window passes (one calibration window through one block) of the statistics pass done / total. */
   onStatistics?: (done: number, total: number) => void;
   /** Receives the codebook plan (vector length and K of every codebook) before any weight is read. */
   onPlan?: (plan: CodebookGroup[], side?: SideSummary) => void;
@@ -107,6 +121,10 @@ export const CODE_BITS_MODES: readonly CodeBitsMode[] = ["min", "16"];
  */
 export const DEFAULT_CODE_BITS: CodeBitsMode = "min";
 export type Weighting = "none" | "hessian";
+export type HessianInputs = "original" | "compressed";
+export const HESSIAN_INPUTS: readonly HessianInputs[] = ["original", "compressed"];
+/** Measured: docs/results.md, "Better codebooks". */
+export const DEFAULT_HESSIAN_INPUTS: HessianInputs = "original";
 export type Assignment = "nearest" | "gptq";
 export const WEIGHTINGS: readonly Weighting[] = ["none", "hessian"];
 export const ASSIGNMENTS: readonly Assignment[] = ["nearest", "gptq"];
@@ -220,11 +238,27 @@ interface GroupFit {
   vectors: number;
 }
 
+/** Work of one Lloyd iteration of a codebook part, in millions of distances: (vectors of the part) · K. */
+function partWork(g: CodebookGroup): number {
+  return (g.members.reduce((s, x) => s + x.in * Math.ceil(Math.ceil(x.out / g.d) / g.m), 0) * g.K) / 1e6;
+}
+
+/** The k-means work of a whole plan (progress totals): every part, every iteration, every refit. */
+function planWork(plan: CodebookGroup[], iters: number, alternations: number): number {
+  return plan.reduce((s, g) => s + g.m * partWork(g) * iters * (1 + alternations), 0);
+}
+
+interface WorkCounter {
+  done: number;
+  total: number;
+}
+
 async function clusterModel(
   backend: Backend,
   source: TensorSource,
   plan: CodebookGroup[],
-  o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> & Pick<CompressOptions, "onProgress">,
+  o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> &
+    Pick<CompressOptions, "onProgress"> & { work?: WorkCounter },
   stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
   side?: SideFit,
 ): Promise<Compressed> {
@@ -243,13 +277,10 @@ async function clusterModel(
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
   let sideBits = 0;
-  // work of one Lloyd iteration of each codebook part, in millions of distances: (vectors of the part) · K
-  const partWork = (g: CodebookGroup) =>
-    (g.members.reduce((s, x) => s + x.in * Math.ceil(Math.ceil(x.out / g.d) / g.m), 0) * g.K) / 1e6;
   const alternations = side?.kind === "lowrank" ? side.alternations : 0;
-  const fits = 1 + alternations;
-  const totalWork = plan.reduce((s, g) => s + g.m * partWork(g) * o.iters * fits, 0);
-  let workDone = 0;
+  // a sequential run calls this once per block with one counter for the whole plan
+  const work = o.work ?? { done: 0, total: planWork(plan, o.iters, alternations) };
+  const totalWork = work.total;
   /**
    * k-means of every part of group g on the members' `targets` (W, or ReALLM's W − B·A), warm-started from `init`;
    * the vectors of each member's `ignored` input channels (LLM-Codebook's salient ones) weigh 0.
@@ -302,13 +333,13 @@ async function clusterModel(
         init: init?.subarray(p * g.K * g.d, (p + 1) * g.K * g.d),
         onIteration: (it, objective) =>
           o.onProgress?.({
-            done: Math.min(totalWork, workDone + (it + 1) * partWork(g)),
+            done: Math.min(totalWork, work.done + (it + 1) * partWork(g)),
             total: totalWork,
             current: label,
             mse: weights ? undefined : objective / all.length,
           }),
       });
-      workDone += partWork(g) * o.iters;
+      work.done += partWork(g) * o.iters;
       codebooks.set(r.centroids, p * g.K * g.d);
       objectiveFirst += r.objectives[0] ?? r.finalObjective;
       objectiveFinal += r.finalObjective;
@@ -370,10 +401,13 @@ async function clusterModel(
       );
     await refit();
     let fit = await fitGroup(g, targets, salient);
-    for (let a = 0; a < alternations; a++) {
+    // no member with a low-rank part: nothing to alternate with (a refit would only add k-means iterations)
+    const groupAlternations = g.members.some((x) => side?.kind === "lowrank" && sizeOf(x) > 0) ? alternations : 0;
+    for (let a = 0; a < groupAlternations; a++) {
       await refit(decodeAll(fit));
       fit = await fitGroup(g, targets, salient, fit.codebooks);
     }
+    work.done += (alternations - groupAlternations) * g.m * partWork(g) * o.iters;
     const decoded = decodeAll(fit);
     // LLM-Codebook: B [out, k] = W[:, S] − VQ[:, S], so the salient channels are exact up to fp16
     for (const [name, S] of salient) {
@@ -479,6 +513,7 @@ async function rtnModel(
   group: number,
   onProgress?: CompressOptions["onProgress"],
   hessians?: InputStatisticsMap,
+  progress: { offset: number; total: number } = { offset: 0, total: mats.length },
 ): Promise<Compressed> {
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
@@ -506,7 +541,7 @@ async function rtnModel(
     modules[x.name] = { method: "rtn", bits, group_size: group };
     params += x.in * x.out;
     totalBits += rtnBpw(bits, group, x.in) * x.in * x.out;
-    onProgress?.({ done: i + 1, total: mats.length, current: x.name });
+    onProgress?.({ done: progress.offset + i + 1, total: progress.total, current: x.name });
   }
   return { tensors, modules, budget: { params, bits: totalBits } };
 }
@@ -522,7 +557,13 @@ export function resolvedCompressOptions(
 ): Omit<CompressOptions, "onProgress" | "onPlan" | "onStatistics" | "allowUnusedTensors"> {
   if (o.method === "rtn") return { method: "rtn", bits: o.bits, groupSize: o.groupSize ?? 128 };
   if (o.method === "gptq")
-    return { method: "gptq", bits: o.bits, groupSize: o.groupSize ?? 128, calibration: o.calibration };
+    return {
+      method: "gptq",
+      bits: o.bits,
+      groupSize: o.groupSize ?? 128,
+      calibration: o.calibration,
+      hessianInputs: o.hessianInputs ?? DEFAULT_HESSIAN_INPUTS,
+    };
   const { onProgress: _p, onPlan: _q, onStatistics: _s, allowUnusedTensors: _u, ...rest } = o;
   const weighting = o.weighting ?? "none";
   const assignment = o.assignment ?? "nearest";
@@ -532,6 +573,7 @@ export function resolvedCompressOptions(
     weighting,
     assignment,
     calibration: calibrated ? o.calibration : undefined,
+    hessianInputs: calibrated ? (o.hessianInputs ?? DEFAULT_HESSIAN_INPUTS) : undefined,
     share: o.share ?? defaultShare(o),
     codeBits: o.codeBits ?? DEFAULT_CODE_BITS,
     iters: o.iters ?? 20,
@@ -692,10 +734,118 @@ async function inputStatistics(
   }).train;
   const { model } = loadModel(srcDir, backend, { allowUnused: o.allowUnusedTensors });
   try {
-    return await collectInputStatistics(model, windows, { full, onWindow: o.onStatistics });
+    const L = model.config.numHiddenLayers;
+    return await collectInputStatistics(model, windows, {
+      full,
+      onWindow: (w, n) => o.onStatistics?.(w * L, n * L),
+    });
   } finally {
     model.dispose();
   }
+}
+
+/** Adds one block's compressed tensors, modules, bits and reports to a whole model's. */
+function mergeCompressed(into: Compressed, part: Compressed): void {
+  into.tensors.push(...part.tensors);
+  Object.assign(into.modules, part.modules);
+  into.budget = addBudget(into.budget, part.budget);
+  if (part.groups) into.groups = [...(into.groups ?? []), ...part.groups];
+}
+
+/**
+ * Block by block: block l's input statistics come from the calibration windows' hidden states (the full-precision
+ * block l run on them), block l is compressed by `fit`, and the states move on to block l + 1 — through the
+ * original block (`inputs: "original"`: the statistics of the full-precision model) or through block l as just
+ * compressed, read back through the checkpoint loader (`"compressed"`: GPTQ's sequential order, each block
+ * compensating the error of those before it). Only one block's statistics (and Hessians) are held at a time.
+ */
+async function compressSequential(
+  backend: Backend,
+  srcDir: string,
+  cfg: ModelConfig,
+  source: TensorSource,
+  c: CalibrationSpec,
+  full: boolean,
+  method: CompressMethod,
+  inputs: HessianInputs,
+  onStatistics: CompressOptions["onStatistics"],
+  fit: (layer: number, stats: InputStatisticsMap) => Promise<Compressed>,
+): Promise<Compressed> {
+  const windows = calibrationWindows(readCalibrationText(c.calib), loadTokenizer(srcDir), {
+    samples: c.samples,
+    seqlen: c.seqlen,
+    seed: c.seed,
+    holdout: c.holdout ?? 0,
+  }).train;
+  if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
+  const fpReader = new CheckpointReader(backend, cfg, source);
+  const embed = fpReader.tensor("model.embed_tokens.weight", [cfg.vocabSize, cfg.hiddenSize]);
+  let xs: Tensor[] = windows.map((ids) => {
+    const idsT = backend.uploadInt(ids, [1, ids.length]);
+    const h = backend.embedding(idsT, embed);
+    backend.dispose(idsT);
+    return h;
+  });
+  backend.dispose(embed);
+  const positions = Math.max(...windows.map((w) => w.length));
+  const tables = ropeTables(ropeInvFreq(cfg.headDim, cfg.ropeTheta, cfg.ropeScaling), positions);
+  const half = cfg.headDim / 2;
+  const rope = {
+    cos: backend.upload(tables.cos, [positions, half]),
+    sin: backend.upload(tables.sin, [positions, half]),
+  };
+  const all: Compressed = { tensors: [], modules: {}, budget: { params: 0, bits: 0 }, groups: [] };
+  let done = 0;
+  const total = cfg.numHiddenLayers * windows.length;
+  try {
+    for (let l = 0; l < cfg.numHiddenLayers; l++) {
+      const fpLayer = fpReader.layer(l);
+      const { stats, outputs } = await layerInputStatistics(
+        backend,
+        cfg,
+        fpLayer,
+        l,
+        xs,
+        () => rope,
+        full,
+        () => onStatistics?.(++done, total),
+      );
+      disposeLayer(backend, fpLayer);
+      const part = await fit(l, stats);
+      mergeCompressed(all, part);
+      if (inputs === "original" || l + 1 === cfg.numHiddenLayers) {
+        for (const x of xs) backend.dispose(x);
+        xs = outputs;
+        continue;
+      }
+      for (const y of outputs) backend.dispose(y);
+      // the windows through block l as compressed, for block l + 1
+      const quantization_config = {
+        quant_method: QUANT_METHOD,
+        format_version: FORMAT_VERSION,
+        method,
+        bpw: 0,
+        modules: part.modules,
+      };
+      const qReader = new CheckpointReader(
+        backend,
+        { ...cfg, raw: { ...cfg.raw, quantization_config } },
+        new OverlaySource(part.tensors, source),
+      );
+      const qLayer = qReader.layer(l);
+      xs = xs.map((x) => {
+        const { y } = decoderLayerForward(backend, cfg, qLayer, x, { cos: rope.cos, sin: rope.sin, past: 0 });
+        backend.dispose(x);
+        return y;
+      });
+      disposeLayer(backend, qLayer);
+    }
+  } finally {
+    for (const x of xs) backend.dispose(x);
+    backend.dispose(rope.cos);
+    backend.dispose(rope.sin);
+  }
+  return all;
 }
 
 export async function compressModel(
@@ -790,31 +940,71 @@ export async function compressModel(
     checkCheckpoint(cfg, source, { allowUnused: opts.allowUnusedTensors });
     const weighting = opts.weighting ?? "none";
     const assignment = opts.assignment ?? "nearest";
-    const stats =
-      !isScalarMethod(opts.method) && opts.calibration && (weighting !== "none" || assignment !== "nearest")
-        ? {
-            map: await inputStatistics(backend, srcDir, opts.calibration, assignment === "gptq", opts),
-            weighting,
-            assignment,
-          }
-        : undefined;
+    const calibrated = opts.method === "gptq" || weighting !== "none" || assignment !== "nearest";
+    // block by block needs every codebook inside one block (share none or block)
+    const sequential = calibrated && plan.every((g) => new Set(g.members.map((x) => x.layer)).size === 1);
+    const hessianInputs = opts.hessianInputs ?? DEFAULT_HESSIAN_INPUTS;
+    if (!HESSIAN_INPUTS.includes(hessianInputs))
+      throw new CompressionError("compress.usage", `unknown Hessian inputs "${String(hessianInputs)}"`);
+    if (hessianInputs === "compressed" && !sequential)
+      throw new CompressionError(
+        "compress.usage",
+        "Hessians from the compressed blocks' inputs need calibration statistics and codebooks inside one block (--share none or block)",
+      );
+    const full = assignment === "gptq" || opts.method === "gptq";
+    // whole-model statistics from the full-precision inputs: --share model, and the side-part probes (diagonal)
+    const wholeStats = async (withHessians: boolean) => ({
+      map: await inputStatistics(backend, srcDir, opts.calibration!, withHessians, opts),
+      weighting,
+      assignment,
+    });
+    const stats = calibrated && !isScalarMethod(opts.method) && !sequential ? await wholeStats(full) : undefined;
     let side: SideFit | undefined;
     let sideChoice: SideChoice | undefined;
     if (kind) {
       const n = fixedSide(opts);
       if (n !== undefined) side = { kind, sizes: fixedSizes(kind, mats, n), alternations: REALLM_ALTERNATIONS };
       else {
-        sideChoice = await chooseSideShare(backend, source, cfg, mats, opts, kind, stats);
+        const probeStats = stats ?? (weighting === "hessian" ? await wholeStats(false) : undefined);
+        sideChoice = await chooseSideShare(backend, source, cfg, mats, opts, kind, probeStats);
         plan = sideChoice.plan;
         onPlan?.(plan, sideSummary(kind, mats, sideChoice.sizes));
         side = { kind, sizes: sideChoice.sizes, alternations: REALLM_ALTERNATIONS };
       }
     }
-    const hessians =
-      opts.method === "gptq" ? await inputStatistics(backend, srcDir, opts.calibration!, true, opts) : undefined;
-    const result = isScalarMethod(opts.method)
-      ? await rtnModel(backend, source, mats, opts.bits!, opts.groupSize ?? 128, onProgress, hessians)
-      : await clusterModel(backend, source, plan, { iters, seed, centroidDtype, onProgress }, stats, side);
+    const group = opts.groupSize ?? 128;
+    const o = { iters, seed, centroidDtype, onProgress };
+    let result: Compressed;
+    if (sequential) {
+      const work = { done: 0, total: planWork(plan, iters, side?.kind === "lowrank" ? side.alternations : 0) };
+      let offset = 0;
+      result = await compressSequential(
+        backend,
+        srcDir,
+        cfg,
+        source,
+        opts.calibration!,
+        full,
+        opts.method,
+        hessianInputs,
+        opts.onStatistics,
+        async (l, map) => {
+          if (isScalarMethod(opts.method)) {
+            const layerMats = mats.filter((x) => x.layer === l);
+            const r = await rtnModel(backend, source, layerMats, opts.bits!, group, onProgress, map, {
+              offset,
+              total: mats.length,
+            });
+            offset += layerMats.length;
+            return r;
+          }
+          const layerPlan = plan.filter((g) => g.members[0].layer === l);
+          return clusterModel(backend, source, layerPlan, { ...o, work }, { map, weighting, assignment }, side);
+        },
+      );
+    } else if (isScalarMethod(opts.method)) {
+      result = await rtnModel(backend, source, mats, opts.bits!, group, onProgress);
+    } else result = await clusterModel(backend, source, plan, o, stats, side);
     const replaced = new Set(mats.map((x) => `${x.name}.weight`));
     const kept: TensorToWrite[] = source
       .names()
@@ -840,6 +1030,7 @@ export async function compressModel(
       ...(!isScalarMethod(opts.method)
         ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed, weighting, assignment }
         : {}),
+      ...(calibrated ? { hessian_inputs: sequential ? hessianInputs : "original" } : {}),
       ...(opts.method === "reallm"
         ? {
             alternations: REALLM_ALTERNATIONS,

@@ -8,11 +8,18 @@
 // compressed linear, hᵢ over all their tokens (float64), and with `full` the whole XᵀX (for GPTQ-style error
 // feedback, compress/gptq.ts; [in, in] on the backend's matmul). The linears of one input share one statistic:
 // q/k/v read the first normed stream, o the attention output, gate/up the second normed stream, down
-// silu(gate)·up. The inputs are the full-precision model's (not those of already-compressed blocks).
+// silu(gate)·up. collectInputStatistics takes the full-precision model's inputs; layerInputStatistics one layer's
+// from given inputs (compress's sequential order: the outputs of the blocks already compressed).
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import { CompressionError } from "../errors.js";
-import { decoderLayerForward, disposeActivations } from "../model/decoder_layer.js";
+import type { ModelConfig } from "../io/hf_config.js";
+import {
+  type DecoderLayer,
+  decoderLayerForward,
+  disposeActivations,
+  type LayerContext,
+} from "../model/decoder_layer.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { MatrixSpec } from "./plan.js";
 
@@ -28,23 +35,22 @@ export type InputStatisticsMap = Map<string, InputStatistics>;
 /** Relative dampening added to every hᵢ (GPTQ's 1 % of the mean diagonal), so no vector weighs 0. */
 export const HESSIAN_DAMPENING = 0.01;
 
-export async function collectInputStatistics(
-  model: LlamaModel,
-  windows: Int32Array[],
-  opts: { full?: boolean; onWindow?: (done: number, total: number) => void } = {},
-): Promise<InputStatisticsMap> {
-  if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
-  const be: Backend = model.backend;
-  const cfg = model.config;
-  const layers = model.weights.layers;
-  const out: InputStatisticsMap = new Map();
-  const acc = async (names: string[], t: Tensor) => {
+/** Accumulates the statistics of linears from their input tensors (the linears of one input share one entry). */
+class StatisticsAccumulator {
+  readonly map: InputStatisticsMap = new Map();
+  constructor(
+    private readonly be: Backend,
+    private readonly full: boolean,
+  ) {}
+
+  async add(names: string[], t: Tensor): Promise<void> {
+    const be = this.be;
     const width = t.shape[t.shape.length - 1];
     const x = await be.read(t);
-    let st = out.get(names[0]);
+    let st = this.map.get(names[0]);
     if (!st) {
-      st = { diagonal: new Float64Array(width), hessian: opts.full ? new Float64Array(width * width) : undefined };
-      for (const n of names) out.set(n, st);
+      st = { diagonal: new Float64Array(width), hessian: this.full ? new Float64Array(width * width) : undefined };
+      for (const n of names) this.map.set(n, st);
     }
     const h = st.diagonal;
     for (let r = 0; r < x.length / width; r++) {
@@ -59,7 +65,31 @@ export async function collectInputStatistics(
       be.dispose(gT);
       for (let k = 0; k < g.length; k++) st.hessian[k] += g[k];
     }
-  };
+  }
+
+  /** Runs layer l on x (saving its activations) and adds the inputs of its seven linears; returns y. */
+  async layer(cfg: ModelConfig, layer: DecoderLayer, l: number, x: Tensor, ctx: LayerContext): Promise<Tensor> {
+    const { y, saved } = decoderLayerForward(this.be, cfg, layer, x, ctx, true);
+    const s = saved!;
+    const p = `model.layers.${l}`;
+    await this.add([`${p}.self_attn.q_proj`, `${p}.self_attn.k_proj`, `${p}.self_attn.v_proj`], s.n1);
+    await this.add([`${p}.self_attn.o_proj`], s.attn);
+    await this.add([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], s.n2);
+    await this.add([`${p}.mlp.down_proj`], s.act);
+    disposeActivations(this.be, s);
+    return y;
+  }
+}
+
+export async function collectInputStatistics(
+  model: LlamaModel,
+  windows: Int32Array[],
+  opts: { full?: boolean; onWindow?: (done: number, total: number) => void } = {},
+): Promise<InputStatisticsMap> {
+  if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
+  const be: Backend = model.backend;
+  const layers = model.weights.layers;
+  const acc = new StatisticsAccumulator(be, opts.full ?? false);
   for (let w = 0; w < windows.length; w++) {
     const ids = windows[w];
     const T = ids.length;
@@ -68,21 +98,46 @@ export async function collectInputStatistics(
     let h = be.embedding(idsT, model.weights.embedTokens);
     be.dispose(idsT);
     for (let l = 0; l < layers.length; l++) {
-      const { y, saved } = decoderLayerForward(be, cfg, layers[l], h, { cos, sin, past: 0 }, true);
-      const s = saved!;
-      const p = `model.layers.${l}`;
-      await acc([`${p}.self_attn.q_proj`, `${p}.self_attn.k_proj`, `${p}.self_attn.v_proj`], s.n1);
-      await acc([`${p}.self_attn.o_proj`], s.attn);
-      await acc([`${p}.mlp.gate_proj`, `${p}.mlp.up_proj`], s.n2);
-      await acc([`${p}.mlp.down_proj`], s.act);
-      disposeActivations(be, s);
+      const y = await acc.layer(model.config, layers[l], l, h, { cos, sin, past: 0 });
       be.dispose(h);
       h = y;
     }
     be.dispose(h);
     opts.onWindow?.(w + 1, windows.length);
   }
-  return out;
+  return acc.map;
+}
+
+/**
+ * The statistics of one decoder layer's linears from its inputs `xs` (one [1, T, C] per calibration window: the
+ * original model's hidden states, or the outputs of the blocks before it as compressed, GPTQ's sequential order),
+ * and the layer's outputs on them (the caller disposes them). `onWindow` after each window.
+ */
+export async function layerInputStatistics(
+  be: Backend,
+  cfg: ModelConfig,
+  layer: DecoderLayer,
+  l: number,
+  xs: Tensor[],
+  rope: (positions: number) => { cos: Tensor; sin: Tensor },
+  full: boolean,
+  onWindow?: () => void,
+): Promise<{ stats: InputStatisticsMap; outputs: Tensor[] }> {
+  const acc = new StatisticsAccumulator(be, full);
+  const outputs: Tensor[] = [];
+  for (const x of xs) {
+    const { cos, sin } = rope(x.shape[1]);
+    outputs.push(await acc.layer(cfg, layer, l, x, { cos, sin, past: 0 }));
+    onWindow?.();
+  }
+  return { stats: acc.map, outputs };
+}
+
+/** Bytes of the float64 XᵀX one decoder layer's statistics hold with `full` (its largest over the layers). */
+export function layerHessianBytes(mats: MatrixSpec[]): number {
+  const perLayer = new Map<number, MatrixSpec[]>();
+  for (const x of mats) perLayer.set(x.layer, [...(perLayer.get(x.layer) ?? []), x]);
+  return Math.max(0, ...[...perLayer.values()].map((m) => inputHessianBytes(m)));
 }
 
 /** The input a linear reads, as collectInputStatistics shares statistics: q/k/v one, gate/up one, o and down their own. */

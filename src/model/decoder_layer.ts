@@ -6,7 +6,7 @@
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import type { ModelConfig } from "../io/hf_config.js";
-import { applyLinear, type Linear, type LowRankPart, linearWeight } from "./linear.js";
+import { applyLinear, type Linear, type LowRankPart, linearTensors, linearWeight } from "./linear.js";
 
 export interface DecoderLayer {
   inputLayernorm: Tensor;
@@ -145,6 +145,13 @@ export function decoderLayerForward(
   if (save) return { y, saved };
   disposeActivations(be, saved);
   return { y, saved: null };
+}
+
+/** Frees every tensor of a layer (a codebook shared by its linears once). */
+export function disposeLayer(be: Backend, layer: DecoderLayer): void {
+  const all = new Set<Tensor>([layer.inputLayernorm, layer.postAttentionLayernorm]);
+  for (const [, key] of LAYER_LINEARS) for (const t of linearTensors(layer[key])) all.add(t);
+  for (const t of all) be.dispose(t);
 }
 
 /** Frees what a training forward kept (not x, which belongs to the caller). */

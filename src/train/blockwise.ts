@@ -28,8 +28,13 @@ import {
   writeSafetensors,
 } from "../io/safetensors.js";
 import { loadTokenizer } from "../io/tokenizer.js";
-import { type DecoderLayer, decoderLayerForward, LAYER_LINEARS, type LayerContext } from "../model/decoder_layer.js";
-import { linearTensors } from "../model/linear.js";
+import {
+  type DecoderLayer,
+  decoderLayerForward,
+  disposeLayer,
+  LAYER_LINEARS,
+  type LayerContext,
+} from "../model/decoder_layer.js";
 import { CheckpointReader } from "../model/load.js";
 import { ropeInvFreq, ropeTables } from "../model/rope.js";
 import { checkCheckpoint } from "../model/tensors.js";
@@ -227,12 +232,6 @@ function checkSharing(stage1: ModelConfig): number {
 function shuffled(n: number, seed: number, block: number, epoch: number): number[] {
   const rng = new Rng((seed * 1_000_003 + (block + 1) * 7919 + epoch) >>> 0);
   return rng.shuffle(Array.from({ length: n }, (_, i) => i));
-}
-
-function disposeLayer(be: Backend, layer: DecoderLayer): void {
-  const all = new Set<Tensor>([layer.inputLayernorm, layer.postAttentionLayernorm]);
-  for (const [, key] of LAYER_LINEARS) for (const t of linearTensors(layer[key])) all.add(t);
-  for (const t of all) be.dispose(t);
 }
 
 /** Runs block i on sample s of a stream: y [1, T, C] on the host. */

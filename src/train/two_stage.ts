@@ -85,10 +85,18 @@ export async function compressAndTune(
       (k) => `${k} ${String(kept[k])} ≠ ${String(wanted[k])}`,
     );
     // records from before these options existed mean 16-bit codes, plain k-means, nearest codes
-    const later = (o: Pick<CompressOptions, "codeBits" | "weighting" | "assignment" | "calibration">) =>
-      JSON.stringify([o.codeBits ?? "16", o.weighting ?? "none", o.assignment ?? "nearest", o.calibration ?? null]);
+    const later = (
+      o: Pick<CompressOptions, "codeBits" | "weighting" | "assignment" | "calibration" | "hessianInputs">,
+    ) =>
+      JSON.stringify([
+        o.codeBits ?? "16",
+        o.weighting ?? "none",
+        o.assignment ?? "nearest",
+        o.calibration ?? null,
+        o.calibration ? (o.hessianInputs ?? "original") : null,
+      ]);
     if (later(kept) !== later(wanted))
-      differ.push(`code bits, weighting, assignment, calibration ${later(kept)} ≠ ${later(wanted)}`);
+      differ.push(`code bits, weighting, assignment, calibration, Hessian inputs ${later(kept)} ≠ ${later(wanted)}`);
     if (differ.length > 0) {
       throw new UsageError(
         "compress.resume",

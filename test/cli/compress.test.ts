@@ -81,7 +81,7 @@ describe("cli compress", () => {
     const r = cli(...args, "--assignment", "gptq");
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /--assignment gptq holds every layer's input Hessian \(\d+\.\d GiB\), more than half this machine's memory/,
+      /--assignment gptq holds a block's input Hessians \(\d+\.\d GiB\), more than half this machine's memory/,
     );
     const d = cli(...args, "--finetune", "blockwise");
     expect(d.stderr).toMatch(/note: GPTQ-style codes would hold \d+\.\d GiB .*: nearest codes instead/);
@@ -358,7 +358,7 @@ describe("cli compress", () => {
       );
     expect(bad().stderr).toMatch(/--method gptq needs --calib FILE/);
     expect(bad(...calib, "--weighting", "hessian").stderr).toMatch(
-      /--weighting applies to --method cluscomp or reallm only/,
+      /--weighting applies to --method cluscomp, reallm or llm-codebook only/,
     );
     expect(fs.existsSync(path.join(root, "never-g"))).toBe(false);
   });
@@ -369,7 +369,7 @@ describe("cli compress", () => {
     const calib = ["--calib", TEXT, "--calib-samples", "2", "--calib-seqlen", "64"];
     const r = cli(...base, "--out", hq, "--weighting", "hessian", ...calib);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/input statistics .*2\/2 windows/);
+    expect(r.stderr).toMatch(/input statistics .*10\/10 window passes/);
     const config = JSON.parse(fs.readFileSync(path.join(hq, "config.json"), "utf8"));
     expect(config.quantization_config.weighting).toBe("hessian");
     const record = JSON.parse(fs.readFileSync(path.join(hq, "cluscomp.json"), "utf8"));
@@ -445,7 +445,7 @@ describe("cli compress", () => {
       TEXT,
     );
     expect(rtn.code).toBe(2);
-    expect(rtn.stderr).toMatch(/--weighting applies to --method cluscomp or reallm only/);
+    expect(rtn.stderr).toMatch(/--weighting applies to --method cluscomp, reallm or llm-codebook only/);
     expect(fs.existsSync(path.join(root, "never"))).toBe(false);
   });
 
@@ -528,7 +528,7 @@ describe("cli compress", () => {
     const record = JSON.parse(fs.readFileSync(path.join(tuned, "cluscomp.json"), "utf8"));
     expect(record.options.assignment).toBe("gptq");
     expect(record.options.calibration).toEqual({ calib: TEXT, samples: 2, seqlen: 16, seed: 0, holdout: 2 });
-    expect(r.stderr).toMatch(/input statistics .*2\/2 windows/);
+    expect(r.stderr).toMatch(/input statistics .*10\/10 window passes/);
     expect(cli("eval", "--model", tuned, "--data", TEXT, "--seqlen", "64", "--max-windows", "2").code).toBe(0);
     // a stage-1 checkpoint shared across blocks cannot be tuned block by block
     const bad = cli(...args.map((x) => (x === tuned ? path.join(root, "bad") : x === "block" ? "model" : x)));

@@ -44,11 +44,15 @@ describe("usage errors (exit 2) before any work", () => {
       /--calib is a stage-2 option; it needs --finetune blockwise/,
     ],
     ["--epochs without --finetune", ["--bits", "3", "--epochs", "2"], /--epochs is a stage-2 option/],
-    ["--group-size with cluscomp", ["--bits", "3", "--group-size", "64"], /--group-size applies to --method rtn only/],
+    [
+      "--group-size with cluscomp",
+      ["--bits", "3", "--group-size", "64"],
+      /--group-size applies to --method rtn or gptq only/,
+    ],
     [
       "--share with rtn",
       ["--method", "rtn", "--bits", "3", "--share", "block"],
-      /--share applies to --method cluscomp or reallm only/,
+      /--share applies to --method cluscomp, reallm or llm-codebook only/,
     ],
     ["rtn --bits 2.5", ["--method", "rtn", "--bits", "2.5"], /integer in 1\.\.8/],
     ["no --bits", [], /give --bits B/],
@@ -84,7 +88,7 @@ describe("usage errors (exit 2) before any work", () => {
         expect(help.stdout, cmd).toMatch(/--backend NAME +auto .*\| webgpu \|/);
     }
     expect(cli("compare", "--help").stdout).toMatch(
-      /keys: method, bits, vector-dim, clusters, codebooks, rank, code-bits, share[\s\S]*finetune/,
+      /keys: method, bits, vector-dim, clusters, codebooks, rank, salient, code-bits, share[\s\S]*finetune/,
     );
   });
 

@@ -9,6 +9,7 @@ import {
   CompressionError,
   CpuBackend,
   collectInputStatistics,
+  compressModel,
   decodeWeight,
   extractVectors,
   f16ToF32,
@@ -19,14 +20,19 @@ import {
   HESSIAN_DAMPENING,
   inverseCholeskyUpper,
   kmeans,
+  layerInputStatistics,
   loadModel,
+  openCheckpoint,
   placeCodes,
   Rng,
+  readModelConfig,
   rtnQuantize,
   sampleDistinct,
   vectorLayout,
   vectorWeights,
 } from "../../src/index.js";
+import { TEXT } from "../helpers/cli.js";
+import { tmpDir } from "../helpers/tmp.js";
 
 const be = new CpuBackend();
 const EXAMPLE = path.resolve(__dirname, "../../examples/stories260K");
@@ -244,6 +250,62 @@ function gram(X: Float32Array, T: number, n: number): Float64Array {
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) H[i * n + j] += X[t * n + i] * X[t * n + j];
   return H;
 }
+
+describe("statistics block by block", () => {
+  it("layerInputStatistics over each block's original inputs equals collectInputStatistics exactly", async () => {
+    const { model, config } = loadModel(EXAMPLE, be);
+    try {
+      const r = new Rng(6);
+      const windows = [0, 1, 2].map(() => Int32Array.from({ length: 20 }, () => r.int(config.vocabSize)));
+      const whole = await collectInputStatistics(model, windows, { full: true });
+      let xs = windows.map((ids) => be.embedding(be.uploadInt(ids, [1, ids.length]), model.weights.embedTokens));
+      for (let l = 0; l < config.numHiddenLayers; l++) {
+        const { stats, outputs } = await layerInputStatistics(
+          be,
+          config,
+          model.weights.layers[l],
+          l,
+          xs,
+          (n) => model.ropeFor(n),
+          true,
+        );
+        for (const x of xs) be.dispose(x);
+        xs = outputs;
+        for (const [name, st] of stats) {
+          expect(Array.from(st.diagonal)).toEqual(Array.from(whole.get(name)!.diagonal));
+          expect(Array.from(st.hessian!)).toEqual(Array.from(whole.get(name)!.hessian!));
+        }
+        expect(stats.size).toBe(7);
+      }
+      for (const x of xs) be.dispose(x);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("--hessian-inputs compressed: block 0 sees the same inputs, later blocks the compressed blocks' outputs", async () => {
+    const root = tmpDir();
+    const calibration = { calib: TEXT, samples: 3, seqlen: 64, seed: 0 };
+    const base = { method: "cluscomp" as const, bits: 3, iters: 3, assignment: "gptq" as const, calibration };
+    const [orig, comp] = ["original", "compressed"] as const;
+    await compressModel(be, EXAMPLE, path.join(root, orig), { ...base, hessianInputs: orig });
+    await compressModel(be, EXAMPLE, path.join(root, comp), { ...base, hessianInputs: comp });
+    const a = openCheckpoint(path.join(root, orig));
+    const b = openCheckpoint(path.join(root, comp));
+    const same = (n: string) =>
+      Buffer.from((a.readRaw(n) as Uint8Array).buffer).equals(Buffer.from((b.readRaw(n) as Uint8Array).buffer));
+    expect(same("model.layers.0.mlp.down_proj.codes")).toBe(true);
+    expect(same("model.layers.3.mlp.down_proj.codes")).toBe(false);
+    a.close();
+    b.close();
+    expect(readModelConfig(path.join(root, comp)).raw.quantization_config).toMatchObject({
+      hessian_inputs: "compressed",
+    });
+    await expect(
+      compressModel(be, EXAMPLE, path.join(root, "never"), { ...base, share: "model", hessianInputs: comp }),
+    ).rejects.toThrow(/--share none or block/);
+  });
+});
 
 describe("GPTQ assignment (error feedback)", () => {
   it("inverseCholeskyUpper: UᵀU·H = I on a random positive definite matrix", () => {
