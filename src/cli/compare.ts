@@ -102,7 +102,10 @@ export function parseRunSpec(spec: string, modelDir: string): RunSpec {
     );
     if (stray) usage("usage.run", `--run "${spec}": ${stray} is a stage-2 key; it needs finetune=blockwise`);
   } else if (isScalarMethod(options.method)) {
-    usage("usage.run", `--run "${spec}": finetune=blockwise needs method cluscomp or reallm`);
+    usage(
+      "usage.run",
+      `--run "${spec}": finetune=blockwise needs a codebook method (cluscomp, reallm or llm-codebook)`,
+    );
   }
   const tune = finetune === "blockwise" ? finetuneOptions(a, command, options.seed ?? 0).tune : undefined;
   const compress = {

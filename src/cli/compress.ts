@@ -252,7 +252,7 @@ function warnFewTokens(c: CalibrationSpec, modelDir: string): void {
   const tokens = c.samples * c.seqlen;
   if (tokens < 8 * widest) {
     process.stderr.write(
-      `note: --assignment gptq estimates each linear's input Hessian from ${tokens} calibration tokens, fewer than 8× the widest input (${widest}); more --calib-samples (or --assignment nearest) is likely better\n`,
+      `note: GPTQ's error feedback estimates each linear's input Hessian from ${tokens} calibration tokens, fewer than 8× the widest input (${widest}); more --calib-samples is likely better\n`,
     );
   }
 }
@@ -377,10 +377,10 @@ export async function compressCommand(argv: string[]): Promise<void> {
     );
     if (stray) usage("usage.flag", `compress: --${stray} is a stage-2 option; it needs --finetune blockwise`);
   } else {
-    if (options.method === "rtn")
+    if (isScalarMethod(options.method))
       usage(
         "usage.finetune",
-        "--finetune blockwise needs --method cluscomp or reallm (it tunes codebooks or low-rank parts)",
+        "--finetune blockwise needs a codebook method (cluscomp, reallm or llm-codebook): it tunes codebooks or low-rank parts",
       );
     if (options.share === "model") {
       usage(

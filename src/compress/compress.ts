@@ -942,7 +942,8 @@ export async function compressModel(
     const assignment = opts.assignment ?? "nearest";
     const calibrated = opts.method === "gptq" || weighting !== "none" || assignment !== "nearest";
     // block by block needs every codebook inside one block (share none or block)
-    const sequential = calibrated && plan.every((g) => new Set(g.members.map((x) => x.layer)).size === 1);
+    // (share none or block: every codebook inside one block; the plan itself may not exist yet, see the probes)
+    const sequential = calibrated && (isScalarMethod(opts.method) || (opts.share ?? defaultShare(opts)) !== "model");
     const hessianInputs = opts.hessianInputs ?? DEFAULT_HESSIAN_INPUTS;
     if (!HESSIAN_INPUTS.includes(hessianInputs))
       throw new CompressionError("compress.usage", `unknown Hessian inputs "${String(hessianInputs)}"`);

@@ -10,6 +10,7 @@ import {
   type CompressReport,
   compressModel,
   dirBytes,
+  isScalarMethod,
   resolvedCompressOptions,
 } from "../compress/compress.js";
 import { CompressionError, UsageError } from "../errors.js";
@@ -55,8 +56,11 @@ export async function compressAndTune(
   hooks: TwoStageHooks = {},
 ): Promise<TwoStageReport> {
   const t0 = performance.now();
-  if (compress.method === "rtn")
-    throw new CompressionError("compress.finetune", "--finetune blockwise needs --method cluscomp or reallm");
+  if (isScalarMethod(compress.method))
+    throw new CompressionError(
+      "compress.finetune",
+      "--finetune blockwise needs a codebook method (cluscomp, reallm or llm-codebook)",
+    );
   if (compress.share === "model") {
     throw new CompressionError(
       "compress.finetune",

@@ -387,7 +387,7 @@ describe("cli compress", () => {
     const gq = path.join(root, "gq3");
     const g = cli(...base, "--out", gq, "--assignment", "gptq", ...calib);
     expect(g.stderr).toMatch(
-      /note: --assignment gptq estimates each linear's input Hessian from 128 calibration tokens/,
+      /note: GPTQ's error feedback estimates each linear's input Hessian from 128 calibration tokens/,
     );
     // compare --run takes the same keys
     const cmp = cli(

@@ -112,4 +112,19 @@ describe("compress --method llm-codebook", () => {
     expect(() => loadModel(broken, be)).toThrow(ModelError);
     expect(() => loadModel(broken, be)).toThrow(/salient_index" holds 5 at \[1\]/);
   });
+
+  it("--share model (codebooks across blocks): the statistics of every block at once, salient share probed", async () => {
+    const out = path.join(tmpDir(), "lc-model");
+    const report = await compressModel(be, EXAMPLE, out, {
+      method: "llm-codebook",
+      bits: 3,
+      share: "model",
+      weighting: "hessian",
+      iters: 3,
+      calibration: { calib: TEXT, samples: 4, seqlen: 64, seed: 0 },
+    });
+    expect(report.bpw).toBeLessThanOrEqual(3);
+    expect(report.sideProbes!.length).toBeGreaterThanOrEqual(2);
+    expect(parseQuantizationConfig(readModelConfig(out).raw)!.hessian_inputs).toBe("original");
+  });
 });
