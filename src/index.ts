@@ -70,12 +70,15 @@ export {
 export {
   cholesky,
   dampenedHessian,
+  FACTOR_BLOCK,
   GPTQ_BLOCK,
   gptqAssign,
   gptqFactor,
+  gptqFactorFast,
   gptqQuantize,
   gptqSweep,
   inverseCholeskyUpper,
+  inverseCholeskyUpperFast,
 } from "./compress/gptq.js";
 export {
   collectInputStatistics,

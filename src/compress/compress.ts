@@ -28,7 +28,7 @@ import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
 import { addBudget, type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
 import { decodeWeight, extractVectors, placeCodes, vectorLayout } from "./codebook.js";
-import { gptqAssign, gptqFactor, gptqQuantize } from "./gptq.js";
+import { gptqAssign, gptqFactorFast, gptqQuantize } from "./gptq.js";
 import {
   collectInputStatistics,
   type InputStatistics,
@@ -228,6 +228,21 @@ interface SideFit {
   alternations: number;
 }
 
+/** GPTQ's factor of each linear's input Hessian, computed once per input stream (linears sharing an input share it). */
+function gptqFactors(backend: Backend, map: InputStatisticsMap): (name: string, n: number) => Promise<Float64Array> {
+  const factors = new Map<InputStatistics, Promise<Float64Array>>();
+  return (name, n) => {
+    const st = map.get(name);
+    if (!st?.hessian) throw new CompressionError("compress.hessian", `no input Hessian for ${name}`);
+    let u = factors.get(st);
+    if (!u) {
+      u = gptqFactorFast(backend, st.hessian, n);
+      factors.set(st, u);
+    }
+    return u;
+  };
+}
+
 /** One group's k-means fit: codebooks [m, K, d], every member's codes [in, nb] and the objectives. */
 interface GroupFit {
   codebooks: Float32Array;
@@ -262,17 +277,7 @@ async function clusterModel(
   stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
   side?: SideFit,
 ): Promise<Compressed> {
-  const factors = new Map<InputStatistics, Float64Array>();
-  const factorOf = (name: string, n: number): Float64Array => {
-    const st = stats!.map.get(name);
-    if (!st?.hessian) throw new CompressionError("compress.hessian", `no input Hessian for ${name}`);
-    let u = factors.get(st);
-    if (!u) {
-      u = gptqFactor(st.hessian, n);
-      factors.set(st, u);
-    }
-    return u;
-  };
+  const factorOf = stats ? gptqFactors(backend, stats.map) : undefined;
   const tensors: TensorToWrite[] = [];
   const modules: Record<string, QuantModule> = {};
   const groups: GroupReport[] = [];
@@ -349,7 +354,13 @@ async function clusterModel(
         const count = q.v.length / g.d;
         const partCodes =
           stats?.assignment === "gptq"
-            ? await gptqAssign(backend, targets.get(q.x.name)!, factorOf(q.x.name, q.x.in), r.centroids, q.layout)
+            ? await gptqAssign(
+                backend,
+                targets.get(q.x.name)!,
+                await factorOf!(q.x.name, q.x.in),
+                r.centroids,
+                q.layout,
+              )
             : r.codes.subarray(off, off + count);
         placeCodes(codes.get(q.x.name)!, partCodes, q.layout, g.m === 1 ? 0 : p);
         off += count;
@@ -519,20 +530,12 @@ async function rtnModel(
   const modules: Record<string, QuantModule> = {};
   let params = 0;
   let totalBits = 0;
-  const factors = new Map<InputStatistics, Float64Array>();
+  const factorOf = hessians ? gptqFactors(backend, hessians) : undefined;
   for (const [i, x] of mats.entries()) {
     const w = readWeight(source, x);
-    let q: RtnWeight;
-    if (hessians) {
-      const st = hessians.get(x.name);
-      if (!st?.hessian) throw new CompressionError("compress.hessian", `no input Hessian for ${x.name}`);
-      let u = factors.get(st);
-      if (!u) {
-        u = gptqFactor(st.hessian, x.in);
-        factors.set(st, u);
-      }
-      q = await gptqQuantize(backend, w, x.out, x.in, bits, group, u);
-    } else q = rtnQuantize(w, x.out, x.in, bits, group);
+    const q: RtnWeight = factorOf
+      ? await gptqQuantize(backend, w, x.out, x.in, bits, group, await factorOf(x.name, x.in))
+      : rtnQuantize(w, x.out, x.in, bits, group);
     const packed = packBits(q.q, bits);
     const ng = Math.ceil(x.in / group);
     tensors.push({ name: `${x.name}.qweight`, dtype: "U8", shape: [packed.length], data: packed });

@@ -94,6 +94,112 @@ export function gptqFactor(hessian: Float64Array, n: number): Float64Array {
   return inverseCholeskyUpper(dampenedHessian(hessian, n), n);
 }
 
+/** The block of rows r0…r1, columns c0…c1 of a row-major [*, n] float64 matrix, as float32. */
+function block32(a: Float64Array, n: number, r0: number, r1: number, c0: number, c1: number): Float32Array {
+  const w = c1 - c0;
+  const out = new Float32Array((r1 - r0) * w);
+  for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[(r - r0) * w + (c - c0)] = a[r * n + c];
+  return out;
+}
+
+/** L⁻¹ of a lower-triangular [n, n] (float64, row-major), by forward substitution. */
+function lowerInverse(l: Float64Array, n: number): Float64Array {
+  const li = new Float64Array(n * n);
+  for (let c = 0; c < n; c++) {
+    li[c * n + c] = 1 / l[c * n + c];
+    for (let i = c + 1; i < n; i++) {
+      let s = 0;
+      for (let k = c; k < i; k++) s += l[i * n + k] * li[k * n + c];
+      li[i * n + c] = -s / l[i * n + i];
+    }
+  }
+  return li;
+}
+
+/** The square block [i0, i1) × [i0, i1) of a row-major [n, n] matrix (float64). */
+function diagBlock(a: Float64Array, n: number, i0: number, i1: number): Float64Array {
+  const b = i1 - i0;
+  const out = new Float64Array(b * b);
+  for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) out[r * b + c] = a[(i0 + r) * n + i0 + c];
+  return out;
+}
+
+/** Blocks of the fast factorization (the host factorizes and inverts BLOCK×BLOCK pieces, the backend the rest). */
+export const FACTOR_BLOCK = 256;
+
+/**
+ * inverseCholeskyUpper for large n, its O(n³) work on the backend's matmul (float32 products, accumulated in
+ * float64 on the host), the same U up to float32 rounding: with J the order reversal, J·H·J = L·Lᵀ (blocked
+ * right-looking Cholesky: host Cholesky of each diagonal block, panel L21 = A21·L11⁻ᵀ and trailing A22 −= L21·L21ᵀ on
+ * the backend), then U = J·L⁻¹·J (blocked: X[i, :i] = −L_ii⁻¹·(L[i, :i]·X[:i, :i])). UᵀU = J·L⁻ᵀ·L⁻¹·J = H⁻¹.
+ */
+export async function inverseCholeskyUpperFast(
+  be: Backend,
+  h: Float64Array,
+  n: number,
+  bs = FACTOR_BLOCK,
+): Promise<Float64Array> {
+  const mm = async (a: Float32Array, ar: number, ac: number, b: Float32Array, bc: number, transposeB = false) => {
+    const aT = be.upload(a, [ar, ac]);
+    const bT = be.upload(b, transposeB ? [bc, ac] : [ac, bc]);
+    const pT = be.matmul(aT, bT, { transposeB });
+    be.dispose(aT);
+    be.dispose(bT);
+    const p = await be.read(pT);
+    be.dispose(pT);
+    return p;
+  };
+  // A = J·H·J, factorized in place into L (lower)
+  const a = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  for (let k0 = 0; k0 < n; k0 += bs) {
+    const k1 = Math.min(k0 + bs, n);
+    const b = k1 - k0;
+    const l11 = cholesky(diagBlock(a, n, k0, k1), b);
+    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) a[(k0 + r) * n + k0 + c] = c <= r ? l11[r * b + c] : 0;
+    if (k1 === n) break;
+    const m = n - k1;
+    // L21 = A21 · L11⁻ᵀ
+    const l11inv = lowerInverse(l11, b);
+    const l21 = await mm(block32(a, n, k1, n, k0, k1), m, b, Float32Array.from(l11inv), b, true);
+    for (let r = 0; r < m; r++) for (let c = 0; c < b; c++) a[(k1 + r) * n + k0 + c] = l21[r * b + c];
+    // A22 −= L21 · L21ᵀ (the lower triangle is what later steps read)
+    const p = await mm(l21, m, b, l21, m, true);
+    for (let r = 0; r < m; r++) {
+      const row = (k1 + r) * n + k1;
+      for (let c = 0; c <= r; c++) a[row + c] -= p[r * m + c];
+    }
+  }
+  for (let r = 0; r < n; r++) for (let c = r + 1; c < n; c++) a[r * n + c] = 0;
+  // X = L⁻¹, block row by block row
+  const x = new Float64Array(n * n);
+  for (let i0 = 0; i0 < n; i0 += bs) {
+    const i1 = Math.min(i0 + bs, n);
+    const b = i1 - i0;
+    const xii = lowerInverse(diagBlock(a, n, i0, i1), b);
+    for (let r = 0; r < b; r++) for (let c = 0; c <= r; c++) x[(i0 + r) * n + i0 + c] = xii[r * b + c];
+    if (i0 === 0) continue;
+    const t = await mm(block32(a, n, i0, i1, 0, i0), b, i0, block32(x, n, 0, i0, 0, i0), i0);
+    const xi = await mm(Float32Array.from(xii), b, b, t, i0);
+    for (let r = 0; r < b; r++) for (let c = 0; c < i0; c++) x[(i0 + r) * n + c] = -xi[r * i0 + c];
+  }
+  // U = J·X·J
+  const u = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = x[(n - 1 - i) * n + (n - 1 - j)];
+  return u;
+}
+
+/**
+ * gptqFactor on the backend for wide inputs (n > 2·FACTOR_BLOCK: inverseCholeskyUpperFast), on the host in
+ * float64 otherwise.
+ */
+export async function gptqFactorFast(be: Backend, hessian: Float64Array, n: number): Promise<Float64Array> {
+  if (n <= 2 * FACTOR_BLOCK) return gptqFactor(hessian, n);
+  if (hessian.length !== n * n)
+    throw new CompressionError("compress.hessian", `Hessian has ${hessian.length} entries, expected ${n}×${n}`);
+  return inverseCholeskyUpperFast(be, dampenedHessian(hessian, n), n);
+}
+
 /**
  * GPTQ's column sweep over Wᵀ [in, cols] (row i = input channel i's column of W, zero-padded to `cols`): each
  * row in turn is quantized by `quantize(i, row)` (which returns the values it stands for, `out` of them used),

@@ -10,6 +10,7 @@ import {
   CpuBackend,
   collectInputStatistics,
   compressModel,
+  dampenedHessian,
   decodeWeight,
   extractVectors,
   f16ToF32,
@@ -19,6 +20,7 @@ import {
   gptqQuantize,
   HESSIAN_DAMPENING,
   inverseCholeskyUpper,
+  inverseCholeskyUpperFast,
   kmeans,
   layerInputStatistics,
   loadModel,
@@ -325,6 +327,29 @@ describe("GPTQ assignment (error feedback)", () => {
         }
         expect(s).toBeCloseTo(i === j ? 1 : 0, 8);
       }
+    }
+  });
+
+  it("inverseCholeskyUpperFast (blocked, matmuls on the backend) equals the float64 host factorization", async () => {
+    for (const [n, bs] of [
+      [300, 64],
+      [601, 128],
+    ]) {
+      const r = new Rng(n);
+      const T = 2 * n;
+      const X = correlatedInputs(T, n, r);
+      const H = dampenedHessian(gram(X, T, n), n);
+      const want = inverseCholeskyUpper(H, n);
+      const got = await inverseCholeskyUpperFast(be, H, n, bs);
+      let max = 0;
+      let ref = 0;
+      for (let i = 0; i < n * n; i++) {
+        max = Math.max(max, Math.abs(got[i] - want[i]));
+        ref = Math.max(ref, Math.abs(want[i]));
+      }
+      expect(max / ref).toBeLessThan(1e-5);
+      // upper triangular
+      for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) expect(got[i * n + j]).toBe(0);
     }
   });
 
