@@ -347,7 +347,8 @@ describe("GPTQ assignment (error feedback)", () => {
         max = Math.max(max, Math.abs(got[i] - want[i]));
         ref = Math.max(ref, Math.abs(want[i]));
       }
-      expect(max / ref).toBeLessThan(1e-5);
+      // float32 products (as GPTQ itself factorizes), accumulated in float64
+      expect(max / ref).toBeLessThan(1e-4);
       // upper triangular
       for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) expect(got[i * n + j]).toBe(0);
     }
