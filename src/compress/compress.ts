@@ -722,6 +722,16 @@ export function describePlan(plan: CodebookGroup[]): string[] {
 }
 
 /** The full-precision model's input statistics on the calibration windows (the model is freed afterwards). */
+/** The calibration windows statistics read (stage 2's held-out windows left out). */
+function calibrationTrainWindows(srcDir: string, c: CalibrationSpec): Int32Array[] {
+  return calibrationWindows(readCalibrationText(c.calib), loadTokenizer(srcDir), {
+    samples: c.samples,
+    seqlen: c.seqlen,
+    seed: c.seed,
+    holdout: c.holdout ?? 0,
+  }).train;
+}
+
 async function inputStatistics(
   backend: Backend,
   srcDir: string,
@@ -729,12 +739,7 @@ async function inputStatistics(
   full: boolean,
   o: Pick<CompressOptions, "allowUnusedTensors" | "onStatistics">,
 ): Promise<InputStatisticsMap> {
-  const windows = calibrationWindows(readCalibrationText(c.calib), loadTokenizer(srcDir), {
-    samples: c.samples,
-    seqlen: c.seqlen,
-    seed: c.seed,
-    holdout: c.holdout ?? 0,
-  }).train;
+  const windows = calibrationTrainWindows(srcDir, c);
   const { model } = loadModel(srcDir, backend, { allowUnused: o.allowUnusedTensors });
   try {
     const L = model.config.numHiddenLayers;
@@ -774,12 +779,7 @@ async function compressSequential(
   onStatistics: CompressOptions["onStatistics"],
   fit: (layer: number, stats: InputStatisticsMap) => Promise<Compressed>,
 ): Promise<Compressed> {
-  const windows = calibrationWindows(readCalibrationText(c.calib), loadTokenizer(srcDir), {
-    samples: c.samples,
-    seqlen: c.seqlen,
-    seed: c.seed,
-    holdout: c.holdout ?? 0,
-  }).train;
+  const windows = calibrationTrainWindows(srcDir, c);
   if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
   const fpReader = new CheckpointReader(backend, cfg, source);
   const embed = fpReader.tensor("model.embed_tokens.weight", [cfg.vocabSize, cfg.hiddenSize]);

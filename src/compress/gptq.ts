@@ -47,16 +47,7 @@ export function cholesky(a: Float64Array, n: number): Float64Array {
 /** U, upper triangular with UᵀU = H⁻¹, for H symmetric positive definite [n, n]. */
 export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array {
   const l = cholesky(h, n);
-  // L⁻¹ (lower), by forward substitution column by column
-  const li = new Float64Array(n * n);
-  for (let c = 0; c < n; c++) {
-    li[c * n + c] = 1 / l[c * n + c];
-    for (let i = c + 1; i < n; i++) {
-      let s = 0;
-      for (let k = c; k < i; k++) s += l[i * n + k] * li[k * n + c];
-      li[i * n + c] = -s / l[i * n + i];
-    }
-  }
+  const li = lowerInverse(l, n);
   // H⁻¹ = L⁻ᵀ·L⁻¹
   const hinv = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
