@@ -762,7 +762,7 @@ function mergeCompressed(into: Compressed, part: Compressed): void {
 
 /**
  * Block by block: block l's input statistics come from the calibration windows' hidden states (the full-precision
- * block l run on them), block l is compressed by `fit`, and the states move on to block l + 1 — through the
+ * block l run on them), block l is compressed by `compressBlock`, and the states move on to block l + 1 — through the
  * original block (`inputs: "original"`: the statistics of the full-precision model) or through block l as just
  * compressed, read back through the checkpoint loader (`"compressed"`: GPTQ's sequential order, each block
  * compensating the error of those before it). Only one block's statistics (and Hessians) are held at a time.
@@ -777,7 +777,7 @@ async function compressSequential(
   method: CompressMethod,
   inputs: HessianInputs,
   onStatistics: CompressOptions["onStatistics"],
-  fit: (layer: number, stats: InputStatisticsMap) => Promise<Compressed>,
+  compressBlock: (layer: number, stats: InputStatisticsMap) => Promise<Compressed>,
 ): Promise<Compressed> {
   const windows = calibrationTrainWindows(srcDir, c);
   if (windows.length === 0) throw new CompressionError("compress.calib", "Hessian statistics need calibration windows");
@@ -814,7 +814,7 @@ async function compressSequential(
         () => onStatistics?.(++done, total),
       );
       disposeLayer(backend, fpLayer);
-      const part = await fit(l, stats);
+      const part = await compressBlock(l, stats);
       mergeCompressed(all, part);
       if (inputs === "original" || l + 1 === cfg.numHiddenLayers) {
         for (const x of xs) backend.dispose(x);
