@@ -162,6 +162,7 @@ export { checkOutputDir, checkWorkDir, type OutputLocation, removeStaleTemporari
 export {
   FORMAT_VERSION,
   parseQuantizationConfig,
+  sideTensorNames,
   type QuantizationConfig,
   type QuantModule,
 } from "./io/cluscomp_format.js";

@@ -10,7 +10,7 @@ import { codebook_decode_forward } from "../backend/cpu/codebook_decode.js";
 import { rtn_decode_forward } from "../backend/cpu/rtn_decode.js";
 import { CompressionError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
-import { parseQuantizationConfig } from "../io/cluscomp_format.js";
+import { parseQuantizationConfig, sideTensorNames } from "../io/cluscomp_format.js";
 import { readModelConfig } from "../io/hf_config.js";
 import {
   copyCompanionFiles,
@@ -103,14 +103,7 @@ export async function decompressModel(
       if (m.method === "cluscomp") {
         encoding.add(`${module}.codes`);
         encoding.add(m.codebook);
-        if (m.rank !== undefined) {
-          encoding.add(`${module}.lowrank_A`);
-          encoding.add(`${module}.lowrank_B`);
-        }
-        if (m.salient !== undefined) {
-          encoding.add(`${module}.salient_index`);
-          encoding.add(`${module}.salient_weight`);
-        }
+        for (const name of sideTensorNames(module, m)) encoding.add(name);
       } else {
         for (const s of ["qweight", "scales", "zeros"]) encoding.add(`${module}.${s}`);
       }

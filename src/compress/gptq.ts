@@ -14,10 +14,9 @@
 
 import type { Backend } from "../backend/backend.js";
 import { CompressionError } from "../errors.js";
-import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import type { VectorLayout } from "./codebook.js";
 import { HESSIAN_DAMPENING } from "./hessian.js";
-import type { RtnWeight } from "./rtn.js";
+import { type RtnWeight, rtnCode, rtnGrid } from "./rtn.js";
 
 export const GPTQ_BLOCK = 128;
 
@@ -323,16 +322,15 @@ export async function gptqQuantize(
           if (v < lo) lo = v;
           if (v > hi) hi = v;
         }
-        const zBits = f32ToF16(lo);
-        const sBits = f32ToF16((hi - lo) / qmax);
-        zeros[r * ng + g] = zBits;
-        scales[r * ng + g] = sBits;
-        z[r] = f16ToF32(zBits);
-        s[r] = f16ToF32(sBits);
+        const grid = rtnGrid(lo, hi, qmax);
+        zeros[r * ng + g] = grid.zBits;
+        scales[r * ng + g] = grid.sBits;
+        z[r] = grid.z;
+        s[r] = grid.s;
       }
     }
     for (let r = 0; r < out; r++) {
-      const v = s[r] === 0 ? 0 : Math.min(qmax, Math.max(0, Math.round((row[r] - z[r]) / s[r])));
+      const v = rtnCode(row[r], s[r], z[r], qmax);
       q[r * inp + i] = v;
       qv[r] = v * s[r] + z[r];
     }

@@ -20,6 +20,18 @@ export function validateRtn(bits: number, group: number): void {
     throw new CompressionError("compress.group_size", `--group-size must be an integer ≥ 1, got ${group}`);
 }
 
+/** The asymmetric grid of a group spanning [lo, hi]: zero = lo, scale = (hi − lo)/qmax, both rounded to fp16. */
+export function rtnGrid(lo: number, hi: number, qmax: number): { zBits: number; sBits: number; z: number; s: number } {
+  const zBits = f32ToF16(lo);
+  const sBits = f32ToF16((hi - lo) / qmax);
+  return { zBits, sBits, z: f16ToF32(zBits), s: f16ToF32(sBits) };
+}
+
+/** The code of w on a grid: clamp(round((w − z)/s), 0, qmax); 0 when the grid has no width. */
+export function rtnCode(w: number, s: number, z: number, qmax: number): number {
+  return s === 0 ? 0 : Math.min(qmax, Math.max(0, Math.round((w - z) / s)));
+}
+
 export function rtnQuantize(w: Float32Array, out: number, inp: number, bits: number, group: number): RtnWeight {
   const ng = Math.ceil(inp / group);
   const qmax = 2 ** bits - 1;
@@ -37,16 +49,10 @@ export function rtnQuantize(w: Float32Array, out: number, inp: number, bits: num
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
-      const zBits = f32ToF16(lo);
-      const sBits = f32ToF16((hi - lo) / qmax);
+      const { zBits, sBits, z, s } = rtnGrid(lo, hi, qmax);
       scales[o * ng + g] = sBits;
       zeros[o * ng + g] = zBits;
-      const z = f16ToF32(zBits);
-      const s = f16ToF32(sBits);
-      for (let i = i0; i < i1; i++) {
-        const v = s === 0 ? 0 : Math.round((w[o * inp + i] - z) / s);
-        q[o * inp + i] = Math.min(qmax, Math.max(0, v));
-      }
+      for (let i = i0; i < i1; i++) q[o * inp + i] = rtnCode(w[o * inp + i], s, z, qmax);
     }
   }
   return { q, scales, zeros };

@@ -37,6 +37,14 @@ export function moduleCodeBits(m: CodebookModule): number {
   return m.code_bits ?? 16;
 }
 
+/** The side-part tensors of a codebook module: ReALLM's low-rank factors, LLM-Codebook's salient channels. */
+export function sideTensorNames(module: string, m: CodebookModule): string[] {
+  return [
+    ...(m.rank !== undefined ? [`${module}.lowrank_A`, `${module}.lowrank_B`] : []),
+    ...(m.salient !== undefined ? [`${module}.salient_index`, `${module}.salient_weight`] : []),
+  ];
+}
+
 export interface RtnModule {
   method: "rtn";
   bits: number;

@@ -5,7 +5,7 @@
 
 import { DTYPE_BYTES, type DType } from "../tensor/dtype.js";
 import { numel } from "../tensor/shape.js";
-import { moduleCodeBits, parseQuantizationConfig, type QuantMethodName } from "./cluscomp_format.js";
+import { moduleCodeBits, parseQuantizationConfig, type QuantMethodName, sideTensorNames } from "./cluscomp_format.js";
 import { type ModelConfig, readModelConfig } from "./hf_config.js";
 import { openCheckpoint } from "./safetensors.js";
 
@@ -94,14 +94,7 @@ export function inspectModel(dir: string): ModelSummary {
       const info = src.info(main);
       if (m.method === "cluscomp") {
         storage.add(m.codebook);
-        if (m.rank !== undefined) {
-          storage.add(`${module}.lowrank_A`);
-          storage.add(`${module}.lowrank_B`);
-        }
-        if (m.salient !== undefined) {
-          storage.add(`${module}.salient_index`);
-          storage.add(`${module}.salient_weight`);
-        }
+        for (const name of sideTensorNames(module, m)) storage.add(name);
       } else {
         storage.add(`${module}.scales`);
         storage.add(`${module}.zeros`);
