@@ -162,9 +162,9 @@ export { checkOutputDir, checkWorkDir, type OutputLocation, removeStaleTemporari
 export {
   FORMAT_VERSION,
   parseQuantizationConfig,
-  sideTensorNames,
   type QuantizationConfig,
   type QuantModule,
+  sideTensorNames,
 } from "./io/cluscomp_format.js";
 export { type Fail, JSON_LIMITS, openRegularFile, readJsonFile, readRegularFile } from "./io/files.js";
 export { modelFingerprint } from "./io/fingerprint.js";
