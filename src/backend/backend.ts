@@ -60,6 +60,7 @@ export type OpName =
   | "matmul"
   | "linear"
   | "add"
+  | "mul"
   | "rms_norm"
   | "rope"
   | "attention"
@@ -92,6 +93,7 @@ export const OP_NAMES: readonly OpName[] = [
   "matmul",
   "linear",
   "add",
+  "mul",
   "rms_norm",
   "rope",
   "attention",
@@ -169,6 +171,11 @@ export interface Backend {
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
   /** Elementwise a + b, same shapes. */
   add(a: Tensor, b: Tensor): Tensor;
+  /**
+   * Elementwise a ⊙ b with b broadcast: b has a's shape, [C] (a [..., C]: one factor per column, the same for every
+   * row) or [...a's leading dims, 1] (one factor per row). ClusComp's channel scales, and their gradients.
+   */
+  mul(a: Tensor, b: Tensor): Tensor;
   /** x / sqrt(mean(x²) + eps) · weight over the last dim. x [..., C], weight [C]. */
   rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor;
   /** Rotary embedding, rotate-half layout (HF). x [B, T, heads·D]; cos, sin [P, D/2] with P ≥ startPos + T. */

@@ -169,6 +169,23 @@ export function checkAdd(a: Tensor, b: Tensor): void {
   check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
 }
 
+/**
+ * mul's broadcast of b over a, as b's index of a's flat element i: b[⌊i / div⌋ mod modulus] (same shape: div 1, modulus n;
+ * per column [C]: div 1, modulus C; per row [..., 1]: div C, modulus n / C).
+ */
+export function checkMul(a: Tensor, b: Tensor): { n: number; div: number; modulus: number } {
+  const n = numel(a.shape);
+  const C = last(a.shape);
+  if (shapeEquals(a.shape, b.shape)) return { n, div: 1, modulus: Math.max(n, 1) };
+  if (shapeEquals(b.shape, [C])) return { n, div: 1, modulus: Math.max(C, 1) };
+  if (shapeEquals(b.shape, [...a.shape.slice(0, -1), 1]))
+    return { n, div: Math.max(C, 1), modulus: Math.max(n / Math.max(C, 1), 1) };
+  throw new BackendError(
+    "backend.shape",
+    `mul: b ${formatShape(b.shape)} must be a's shape ${formatShape(a.shape)}, [${C}] or a's rows × 1`,
+  );
+}
+
 /** rms_norm (and its backward, with dy): returns the row length C. */
 export function checkRmsNorm(op: string, x: Tensor, weight: Tensor, dy?: Tensor): number {
   const C = last(x.shape);

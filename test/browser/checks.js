@@ -56,6 +56,10 @@ const CASES = [
     },
   ]),
   [
+    "mul [300, 157] by one factor per row",
+    (be) => be.mul(be.upload(rand(300 * 157, 40), [300, 157]), be.upload(rand(300, 41), [300, 1])),
+  ],
+  [
     "attention B=2 T=20 H=4 D=8",
     (be) => {
       const [q, k, v] = [10, 11, 12].map((s) => be.upload(rand(2 * 20 * 32, s), [2, 20, 32]));

@@ -32,6 +32,7 @@ import {
   checkLinear,
   checkMatmul,
   checkMse,
+  checkMul,
   checkNarrow,
   checkReshape,
   checkRmsNorm,
@@ -61,6 +62,7 @@ import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
 import { mse_forward } from "./mse.js";
+import { mul_forward } from "./mul.js";
 import { rms_norm_forward } from "./rms_norm.js";
 import { rms_norm_backward_forward } from "./rms_norm_backward.js";
 import { rope_forward } from "./rope.js";
@@ -253,6 +255,13 @@ export class CpuBackend implements Backend {
     const y = f32(b, "add b");
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
+    return new CpuTensor(out, a.shape);
+  }
+
+  mul(a: Tensor, b: Tensor): Tensor {
+    const { n, div, modulus } = checkMul(a, b);
+    const out = new Float32Array(n);
+    mul_forward(out, f32(a, "mul a"), f32(b, "mul b"), n, div, modulus);
     return new CpuTensor(out, a.shape);
   }
 

@@ -35,6 +35,7 @@ import {
   checkLinear,
   checkMatmul,
   checkMse,
+  checkMul,
   checkNarrow,
   checkReshape,
   checkRmsNorm,
@@ -637,6 +638,23 @@ export class WebGpuBackend implements Backend {
         [3, out.storage],
       ],
       numel(a.shape),
+    );
+    return out;
+  }
+
+  mul(a: Tensor, b: Tensor): Tensor {
+    const { n, div, modulus } = checkMul(a, b);
+    const out = this.tensor(a.shape);
+    this.elementwise(
+      "mul",
+      [
+        [1, this.own(a, "mul a").storage],
+        [2, this.own(b, "mul b").storage],
+        [3, out.storage],
+      ],
+      n,
+      "uuu",
+      [n, div, modulus],
     );
     return out;
   }
