@@ -169,12 +169,12 @@ export interface Backend {
   matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor;
   /** y = x·Wᵀ + bias, PyTorch's F.linear: x [..., K], weight [N, K], bias [N] → [..., N]. */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
-  /** Elementwise a + b, same shapes. */
-  add(a: Tensor, b: Tensor): Tensor;
   /**
-   * Elementwise a ⊙ b with b broadcast: b has a's shape, [C] (a [..., C]: one factor per column, the same for every
-   * row) or [...a's leading dims, 1] (one factor per row). ClusComp's channel scales, and their gradients.
+   * Elementwise a + b with b broadcast: b has a's shape, [C] (a [..., C]: one term per column, the same for every
+   * row, as a bias) or [...a's leading dims, 1] (one per row).
    */
+  add(a: Tensor, b: Tensor): Tensor;
+  /** Elementwise a ⊙ b with b broadcast as add's (ClusComp's channel scales, and their gradients). */
   mul(a: Tensor, b: Tensor): Tensor;
   /** x / sqrt(mean(x²) + eps) · weight over the last dim. x [..., C], weight [C]. */
   rms_norm(x: Tensor, weight: Tensor, eps: number): Tensor;

@@ -165,15 +165,11 @@ export function checkCodebookLinear(x: Tensor, bias: Tensor | null, l: CodebookL
   check(bias === null || shapeEquals(bias.shape, [l.out]), "codebook_linear", `bias must be [${l.out}]`);
 }
 
-export function checkAdd(a: Tensor, b: Tensor): void {
-  check(shapeEquals(a.shape, b.shape), "add", `shapes differ: ${formatShape(a.shape)} + ${formatShape(b.shape)}`);
-}
-
 /**
- * mul's broadcast of b over a, as b's index of a's flat element i: b[⌊i / div⌋ mod modulus] (same shape: div 1, modulus n;
+ * The broadcast of add's and mul's b over a, as b's index of a's flat element i: b[⌊i / div⌋ mod modulus] (same shape: div 1, modulus n;
  * per column [C]: div 1, modulus C; per row [..., 1]: div C, modulus n / C).
  */
-export function checkMul(a: Tensor, b: Tensor): { n: number; div: number; modulus: number } {
+export function checkBroadcast(op: string, a: Tensor, b: Tensor): { n: number; div: number; modulus: number } {
   const n = numel(a.shape);
   const C = last(a.shape);
   if (shapeEquals(a.shape, b.shape)) return { n, div: 1, modulus: Math.max(n, 1) };
@@ -182,7 +178,7 @@ export function checkMul(a: Tensor, b: Tensor): { n: number; div: number; modulu
     return { n, div: Math.max(C, 1), modulus: Math.max(n / Math.max(C, 1), 1) };
   throw new BackendError(
     "backend.shape",
-    `mul: b ${formatShape(b.shape)} must be a's shape ${formatShape(a.shape)}, [${C}] or a's rows × 1`,
+    `${op}: b ${formatShape(b.shape)} must be a's shape ${formatShape(a.shape)}, [${C}] or a's rows × 1`,
   );
 }
 

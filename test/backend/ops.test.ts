@@ -176,29 +176,33 @@ for (const be of BACKENDS) {
       });
     }
 
-    // b of a's shape, one factor per column, one per row; a 40,000-element a (several workgroup rows on a GPU)
-    for (const [shape, bShape, seed] of [
-      [[3, 7], [3, 7], 34],
-      [[2, 5, 13], [13], 35],
-      [[2, 5, 13], [2, 5, 1], 36],
-      [[200, 200], [200, 1], 37],
-      [[1], [1], 38],
-    ] as const) {
-      op("mul", `a[${shape}] b[${bShape}] seed ${seed}`, async () => {
-        const n = shape.reduce((p, q) => p * q, 1);
-        const C = shape[shape.length - 1];
-        const a = rand(n, seed);
-        const b = rand(
-          bShape.reduce((p, q) => p * q, 1),
-          seed + 1,
-        );
-        const y = await be.read(be.mul(be.upload(a, [...shape]), be.upload(b, [...bShape])));
-        const perRow = bShape[bShape.length - 1] === 1 && C !== 1;
-        const perColumn = bShape.length === 1 && bShape[0] === C && shape.length > 1;
-        const ref = Array.from(a, (v, i) => v * b[perRow ? Math.floor(i / C) : perColumn ? i % C : i]);
-        expect(Array.from(y)).toEqual(ref.map(Math.fround));
-      });
-    }
+    // add and mul: b of a's shape, one value per column, one per row; a 40,000-element a (several workgroup rows on a GPU)
+    for (const opName of ["add", "mul"] as const)
+      for (const [shape, bShape, seed] of [
+        [[3, 7], [3, 7], 34],
+        [[2, 5, 13], [13], 35],
+        [[2, 5, 13], [2, 5, 1], 36],
+        [[200, 200], [200, 1], 37],
+        [[1], [1], 38],
+      ] as const) {
+        op(opName, `a[${shape}] b[${bShape}] seed ${seed}`, async () => {
+          const n = shape.reduce((p: number, q: number) => p * q, 1);
+          const C = shape[shape.length - 1];
+          const a = rand(n, seed);
+          const b = rand(
+            bShape.reduce((p: number, q: number) => p * q, 1),
+            seed + 1,
+          );
+          const y = await be.read(be[opName](be.upload(a, [...shape]), be.upload(b, [...bShape])));
+          const perRow = bShape[bShape.length - 1] === 1 && C !== 1;
+          const perColumn = bShape.length === 1 && bShape[0] === C && shape.length > 1;
+          const ref = Array.from(a, (v, i) => {
+            const w = b[perRow ? Math.floor(i / C) : perColumn ? i % C : i];
+            return opName === "add" ? v + w : v * w;
+          });
+          expect(Array.from(y)).toEqual(ref.map(Math.fround));
+        });
+      }
 
     op("mul", "b of a shape it cannot broadcast to is a typed error", async () => {
       expect(() => be.mul(be.upload(rand(6, 1), [2, 3]), be.upload(rand(2, 2), [2]))).toThrow(/mul: b \[2\]/);

@@ -16,9 +16,9 @@ import type {
 } from "../backend.js";
 import {
   checkAdamw,
-  checkAdd,
   checkAttention,
   checkAttentionBackward,
+  checkBroadcast,
   checkCodebookGrad,
   checkCodebookLinear,
   checkCodebookShapes,
@@ -32,7 +32,6 @@ import {
   checkLinear,
   checkMatmul,
   checkMse,
-  checkMul,
   checkNarrow,
   checkReshape,
   checkRmsNorm,
@@ -50,6 +49,7 @@ import { adamw_forward } from "./adamw.js";
 import { attention_forward } from "./attention.js";
 import { attention_backward_forward } from "./attention_backward.js";
 import { attention_matmul_backward, attention_matmul_forward } from "./attention_matmul.js";
+import { add_forward, mul_forward } from "./broadcast.js";
 import { codebook_decode_forward } from "./codebook_decode.js";
 import { codebook_grad_forward } from "./codebook_grad.js";
 import { cross_entropy_forward } from "./cross_entropy.js";
@@ -62,7 +62,6 @@ import { kmeans_update_forward } from "./kmeans_update.js";
 import { log_softmax_forward } from "./log_softmax.js";
 import { linear_forward, matmul_forward } from "./matmul.js";
 import { mse_forward } from "./mse.js";
-import { mul_forward } from "./mul.js";
 import { rms_norm_forward } from "./rms_norm.js";
 import { rms_norm_backward_forward } from "./rms_norm_backward.js";
 import { rope_forward } from "./rope.js";
@@ -250,16 +249,14 @@ export class CpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    checkAdd(a, b);
-    const x = f32(a, "add a");
-    const y = f32(b, "add b");
-    const out = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
+    const { n, div, modulus } = checkBroadcast("add", a, b);
+    const out = new Float32Array(n);
+    add_forward(out, f32(a, "add a"), f32(b, "add b"), n, div, modulus);
     return new CpuTensor(out, a.shape);
   }
 
   mul(a: Tensor, b: Tensor): Tensor {
-    const { n, div, modulus } = checkMul(a, b);
+    const { n, div, modulus } = checkBroadcast("mul", a, b);
     const out = new Float32Array(n);
     mul_forward(out, f32(a, "mul a"), f32(b, "mul b"), n, div, modulus);
     return new CpuTensor(out, a.shape);

@@ -19,9 +19,9 @@ import type {
 } from "../backend.js";
 import {
   checkAdamw,
-  checkAdd,
   checkAttention,
   checkAttentionBackward,
+  checkBroadcast,
   checkCodebookGrad,
   checkCodebookLinear,
   checkCodebookShapes,
@@ -35,7 +35,6 @@ import {
   checkLinear,
   checkMatmul,
   checkMse,
-  checkMul,
   checkNarrow,
   checkReshape,
   checkRmsNorm,
@@ -628,7 +627,7 @@ export class WebGpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    checkAdd(a, b);
+    const { n, div, modulus } = checkBroadcast("add", a, b);
     const out = this.tensor(a.shape);
     this.elementwise(
       "add",
@@ -637,13 +636,15 @@ export class WebGpuBackend implements Backend {
         [2, this.own(b, "add b").storage],
         [3, out.storage],
       ],
-      numel(a.shape),
+      n,
+      "uuu",
+      [n, div, modulus],
     );
     return out;
   }
 
   mul(a: Tensor, b: Tensor): Tensor {
-    const { n, div, modulus } = checkMul(a, b);
+    const { n, div, modulus } = checkBroadcast("mul", a, b);
     const out = this.tensor(a.shape);
     this.elementwise(
       "mul",

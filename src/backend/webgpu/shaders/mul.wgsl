@@ -1,5 +1,4 @@
-// mul: out[i] = a[i] · b[(i / div) % modulus], elementwise with b broadcast (one thread per element): b has a's shape
-// (div 1, modulus n), one factor per column (div 1, modulus C) or one per row (div C, modulus rows).
+// mul: out[i] = a[i] · b[(i / div) % modulus], elementwise with b broadcast as add's (one thread per element).
 
 struct Params { n: u32, div: u32, modulus: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
