@@ -16,6 +16,7 @@ export { GpuTensor, WebGpuBackend, type WebGpuBackendOptions } from "./backend/w
 export {
   type BitBudget,
   budgetBpw,
+  channelScaleBits,
   codeBits,
   codebookBits,
   codebookMatrixBpw,
@@ -43,6 +44,7 @@ export {
   type CompressProgress,
   type CompressReport,
   compressModel,
+  DEFAULT_CHANNEL_SCALES,
   DEFAULT_CODE_BITS,
   DEFAULT_HESSIAN_INPUTS,
   defaultShare,
@@ -120,6 +122,7 @@ export {
   type ShareMode,
 } from "./compress/plan.js";
 export { packBits, rtnQuantize, unpackBits } from "./compress/rtn.js";
+export { channelScaleBpw, channelScales, scaleRows } from "./compress/scales.js";
 export {
   channelSelection,
   describeSide,

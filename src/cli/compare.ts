@@ -227,7 +227,8 @@ export async function compareCommand(argv: string[]): Promise<void> {
         ...run.compress,
         allowUnusedTensors: allowUnused(a),
         onProgress: compressProgress(run.compress.method),
-        onPlan: (plan, side) => printPlan(plan, run.compress.share ?? "block", run.compress.bits, side),
+        onPlan: (plan, side) =>
+          printPlan(plan, run.compress.share ?? "block", run.compress.bits, side, run.compress.channelScales),
       };
       if (run.tune) {
         const r = await compressAndTune(backend, src, dir, stage1, {

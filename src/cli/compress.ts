@@ -13,8 +13,10 @@ import {
   type CodebookGroup,
   type CompressMethod,
   type CompressOptions,
+  channelScaleBpw,
   compressAndTune,
   compressModel,
+  DEFAULT_CHANNEL_SCALES,
   DEFAULT_CODE_BITS,
   DEFAULT_HESSIAN_INPUTS,
   defaultHoldout,
@@ -91,6 +93,8 @@ export const COMPRESS_OPTIONS_HELP = `  --method NAME        cluscomp (k-means c
   --iters N            cluscomp: Lloyd iterations, ≥ 1 (default 20)
   --seed S             cluscomp: k-means seed (default 0)
   --centroid-dtype T   cluscomp: F16 (default) | BF16
+  --channel-scales S   cluscomp, reallm, llm-codebook: on (default: one fp16 scale per output row, the codebook
+                       fitting each row divided by its largest |w|; counted in --bits) | off
   --group-size G       rtn, gptq: group size along the input axis (default 128)`;
 
 export const COMPRESS_HELP = `cluscomp compress --model DIR --out DIR --bits B [options]
@@ -128,14 +132,36 @@ export const COMPRESS_OPTIONS: OptionSpec = {
   iters: { type: "string" },
   seed: { type: "string" },
   "centroid-dtype": { type: "string" },
+  "channel-scales": { type: "string" },
   "group-size": { type: "string" },
 };
 
 /** The flags each method reads; any other compression flag given with it is a usage error, never ignored. */
 const METHOD_FLAGS: Record<CompressMethod, readonly string[]> = {
-  cluscomp: ["bits", "vector-dim", "clusters", "codebooks", "code-bits", "share", "iters", "seed", "centroid-dtype"],
-  reallm: ["bits", "rank", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype"],
-  "llm-codebook": ["bits", "salient", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype"],
+  cluscomp: [
+    "bits",
+    "vector-dim",
+    "clusters",
+    "codebooks",
+    "code-bits",
+    "share",
+    "iters",
+    "seed",
+    "centroid-dtype",
+    "channel-scales",
+  ],
+  reallm: ["bits", "rank", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype", "channel-scales"],
+  "llm-codebook": [
+    "bits",
+    "salient",
+    "vector-dim",
+    "code-bits",
+    "share",
+    "iters",
+    "seed",
+    "centroid-dtype",
+    "channel-scales",
+  ],
   rtn: ["bits", "group-size"],
   gptq: ["bits", "group-size"],
 };
@@ -183,6 +209,8 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
   const codeBits = optStr(a, "code-bits") ?? DEFAULT_CODE_BITS;
   if (!(CODE_BITS_MODES as readonly string[]).includes(codeBits))
     usage("usage.value", `--code-bits must be ${CODE_BITS_MODES.join(" or ")}, got "${codeBits}"`);
+  const scales = optStr(a, "channel-scales") ?? (DEFAULT_CHANNEL_SCALES ? "on" : "off");
+  if (scales !== "on" && scales !== "off") usage("usage.value", `--channel-scales must be on or off, got "${scales}"`);
   const rank = a.values.rank === undefined ? undefined : intOpt(a, "rank", 0, 1);
   const salient = a.values.salient === undefined ? undefined : intOpt(a, "salient", 0, 1);
   if ((method === "reallm" || method === "llm-codebook") && bits === undefined)
@@ -200,6 +228,7 @@ export function compressOptions(a: ParsedArgs, command: string): CompressOptions
     iters: intOpt(a, "iters", 20, 1),
     seed: intOpt(a, "seed", 0),
     centroidDtype: dtype,
+    channelScales: scales === "on",
   };
 }
 
@@ -221,14 +250,21 @@ export function compressProgress(method: string): CompressOptions["onProgress"] 
 }
 
 /** What the planner chose, on stderr before the work starts (and why some codebooks got another rate). */
-export function printPlan(plan: CodebookGroup[], share: ShareMode, target?: number, side?: SideSummary): void {
+export function printPlan(
+  plan: CodebookGroup[],
+  share: ShareMode,
+  target?: number,
+  side?: SideSummary,
+  channelScales = false,
+): void {
   const { params } = planBudget(plan);
-  if (side) {
-    process.stderr.write(
-      `plan: ${describeSide(side)} take ${side.bpw.toFixed(3)} bits per weight; the codebooks get the rest\n`,
-    );
-  }
-  const bits = target === undefined || !side ? target : target - side.bpw;
+  const scaleBpw = channelScales ? channelScaleBpw(plan.flatMap((g) => g.members)) : 0;
+  const taken = [
+    ...(channelScales ? [`channel scales (fp16, one per output row) take ${scaleBpw.toFixed(3)}`] : []),
+    ...(side ? [`${describeSide(side)} take ${side.bpw.toFixed(3)}`] : []),
+  ];
+  if (taken.length > 0) process.stderr.write(`plan: ${taken.join("; ")} bits per weight; the codebooks get the rest\n`);
+  const bits = target === undefined ? target : target - (side?.bpw ?? 0) - scaleBpw;
   process.stderr.write(
     `plan: --share ${share}; ${describePlan(plan).join("; ")} → ${planBpw(plan).toFixed(3)} bits per weight over ${params.toLocaleString("en-US")} weights\n`,
   );
@@ -421,7 +457,7 @@ export async function compressCommand(argv: string[]): Promise<void> {
   if (calibration && (assignment === "gptq" || options.method === "gptq")) warnFewTokens(calibration, modelDir);
   const backend = await backendFromArgs(a, "compress", [modelDir]);
   const onPlan = (plan: CodebookGroup[], side?: SideSummary) =>
-    printPlan(plan, options.share ?? "block", options.bits, side);
+    printPlan(plan, options.share ?? "block", options.bits, side, options.channelScales);
   let statsBar: ProgressBar | null = null;
   const stage1Options: CompressOptions = {
     ...options,

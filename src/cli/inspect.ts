@@ -52,6 +52,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       parts.push(
         `${q.codebooks} codebooks (d ${q.vectorDims?.join("/")}, K ${q.clusters?.min === q.clusters?.max ? q.clusters?.min : `${q.clusters?.min}–${q.clusters?.max}`}${q.codeBits ? `, ${q.codeBits.join("/")}-bit codes` : ""}${q.centroidDtype ? `, ${q.centroidDtype}` : ""})`,
       );
+    if (q.channelScaled) parts.push(`channel scales on ${q.channelScaled} matrices (fp16, one per output row)`);
     if (q.ranks) parts.push(`low-rank parts of rank ${q.ranks.join("/")} (fp16)`);
     if (q.salient) parts.push(`${q.salient.join("/")} salient input channels per matrix (fp16)`);
     if (q.bits) parts.push(`${q.bits.join("/")}-bit, groups of ${q.groupSizes?.join("/")}`);

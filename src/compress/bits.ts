@@ -8,6 +8,7 @@
 // honestly otherwise). A codebook shared by several matrices is counted once, spread over all of them.
 // ReALLM's low-rank part of rank r (fp16 factors A [r, in], B [out, r]) adds 16·r·(in + out) bits to its matrix;
 // LLM-Codebook's k salient input channels (fp16 columns [out, k], 32-bit indices) add k·(16·out + 32).
+// Channel scales add one fp16 value per output row: 16·out bits.
 // RTN, b bits, group G along the input axis, fp16 scale + zero per group: bpw = b + 32/G.
 
 export const CODE_BITS = 16;
@@ -48,6 +49,11 @@ export function lowRankPartBits(r: number, out: number, inp: number): number {
 /** Bits of LLM-Codebook's k salient input channels of a matrix with `out` outputs (fp16 values, 32-bit indices). */
 export function salientPartBits(k: number, out: number): number {
   return k * (CENTROID_BITS * out + 32);
+}
+
+/** Bits of a matrix's channel scales (one fp16 value per output row). */
+export function channelScaleBits(out: number): number {
+  return CENTROID_BITS * out;
 }
 
 /** bpw of round-to-nearest with `bits` per weight and fp16 scale + zero per group of `group` weights. */

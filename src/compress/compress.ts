@@ -26,7 +26,7 @@ import { checkCheckpoint } from "../model/tensors.js";
 import { fromFloat32, isFloatDType, toFloat32 } from "../tensor/dtype.js";
 import { formatShape, shapeEquals } from "../tensor/shape.js";
 import { calibrationWindows, readCalibrationText } from "../train/calibration.js";
-import { addBudget, type BitBudget, budgetBpw, rtnBpw } from "./bits.js";
+import { addBudget, type BitBudget, budgetBpw, channelScaleBits, rtnBpw } from "./bits.js";
 import { decodeWeight, extractVectors, placeCodes, vectorLayout } from "./codebook.js";
 import { gptqAssign, gptqFactorFast, gptqQuantize } from "./gptq.js";
 import {
@@ -40,6 +40,7 @@ import { type CentroidDtype, kmeans, roundCentroids } from "./kmeans.js";
 import { lowRankFactors, lowRankProduct, randomizedSvd } from "./lowrank.js";
 import { type CodebookGroup, listLinears, type MatrixSpec, planBudget, planCodebooks, type ShareMode } from "./plan.js";
 import { packBits, type RtnWeight, rtnQuantize, validateRtn } from "./rtn.js";
+import { channelScaleBpw, channelScales, scaleRows } from "./scales.js";
 import {
   channelSelection,
   fixedSizes,
@@ -72,6 +73,11 @@ export interface CompressOptions {
   rank?: number;
   /** llm-codebook: salient input channels kept in fp16 per matrix; default: chosen as the rank is (SIDE_SHARES.salient). */
   salient?: number;
+  /**
+   * cluscomp, reallm, llm-codebook: one fp16 scale per output row of every matrix, the codebook fitting the rows
+   * divided by their largest |w| (compress/scales.ts); default DEFAULT_CHANNEL_SCALES.
+   */
+  channelScales?: boolean;
   /** cluscomp: vector length d (default: chosen per codebook for --bits by the planner, see plan.ts). */
   vectorDim?: number;
   /** cluscomp: centroids per codebook (instead of --bits). */
@@ -120,6 +126,8 @@ export const CODE_BITS_MODES: readonly CodeBitsMode[] = ["min", "16"];
  * stories260K at 2.5 bpw: perplexity 49.0 against 1104 with 16-bit codes; docs/results.md, "Better codebooks").
  */
 export const DEFAULT_CODE_BITS: CodeBitsMode = "min";
+/** Channel scales by default: measured better at every rate on both models (docs/results.md). */
+export const DEFAULT_CHANNEL_SCALES = true;
 export type Weighting = "none" | "hessian";
 export type HessianInputs = "original" | "compressed";
 export const HESSIAN_INPUTS: readonly HessianInputs[] = ["original", "compressed"];
@@ -272,7 +280,7 @@ async function clusterModel(
   backend: Backend,
   source: TensorSource,
   plan: CodebookGroup[],
-  o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype">> &
+  o: Required<Pick<CompressOptions, "iters" | "seed" | "centroidDtype" | "channelScales">> &
     Pick<CompressOptions, "onProgress"> & { work?: WorkCounter },
   stats?: { map: InputStatisticsMap; weighting: Weighting; assignment: Assignment },
   side?: SideFit,
@@ -403,20 +411,39 @@ async function clusterModel(
         );
       }
     };
+    // channel scales: the codebook fits each target's rows divided by their scale (compress/scales.ts)
+    const scalesOf = new Map<string, Float32Array>();
+    const fitTargets = new Map<string, Float32Array>();
+    const normalize = () => {
+      for (const x of g.members) {
+        const t = targets.get(x.name)!;
+        if (!o.channelScales) {
+          fitTargets.set(x.name, t);
+          continue;
+        }
+        const sc = channelScales(t, x.out, x.in, o.centroidDtype, salient.get(x.name));
+        scalesOf.set(x.name, sc);
+        fitTargets.set(x.name, scaleRows(t, sc, x.in, true));
+      }
+    };
     const decodeAll = (f: GroupFit) =>
       new Map(
         g.members.map((x) => {
           const layout = vectorLayout(x.out, x.in, g.d, g.m);
-          return [x.name, decodeWeight(f.codes.get(x.name)!, f.codebooks, layout, g.K)] as const;
+          const dec = decodeWeight(f.codes.get(x.name)!, f.codebooks, layout, g.K);
+          const sc = scalesOf.get(x.name);
+          return [x.name, sc ? scaleRows(dec, sc, x.in) : dec] as const;
         }),
       );
     await refit();
-    let fit = await fitGroup(g, targets, salient);
+    normalize();
+    let fit = await fitGroup(g, fitTargets, salient);
     // no member with a low-rank part: nothing to alternate with (a refit would only add k-means iterations)
     const groupAlternations = g.members.some((x) => side?.kind === "lowrank" && sizeOf(x) > 0) ? alternations : 0;
     for (let a = 0; a < groupAlternations; a++) {
       await refit(decodeAll(fit));
-      fit = await fitGroup(g, targets, salient, fit.codebooks);
+      normalize();
+      fit = await fitGroup(g, fitTargets, salient, fit.codebooks);
     }
     work.done += (alternations - groupAlternations) * g.m * partWork(g) * o.iters;
     const decoded = decodeAll(fit);
@@ -443,6 +470,16 @@ async function clusterModel(
         tensors.push({ name: `${x.name}.codes`, dtype: "U8", shape: [packed.length], data: packed });
       } else {
         tensors.push({ name: `${x.name}.codes`, dtype: "U16", shape: [x.in, Math.ceil(x.out / g.d)], data: c });
+      }
+      const sc = scalesOf.get(x.name);
+      if (sc) {
+        tensors.push({
+          name: `${x.name}.channel_scale`,
+          dtype: o.centroidDtype,
+          shape: [x.out],
+          data: fromFloat32(o.centroidDtype, sc),
+        });
+        sideBits += channelScaleBits(x.out);
       }
       const f = factorsOf.get(x.name);
       const S = salient.get(x.name);
@@ -480,6 +517,7 @@ async function clusterModel(
         ...(g.codeBits < 16 ? { code_bits: g.codeBits } : {}),
         ...(f && !S ? { rank: f.A.length / x.in } : {}),
         ...(S ? { salient: S.length } : {}),
+        ...(sc ? { channel_scale: true as const } : {}),
       };
     }
     let reconstructionError = 0;
@@ -579,6 +617,7 @@ export function resolvedCompressOptions(
     hessianInputs: calibrated ? (o.hessianInputs ?? DEFAULT_HESSIAN_INPUTS) : undefined,
     share: o.share ?? defaultShare(o),
     codeBits: o.codeBits ?? DEFAULT_CODE_BITS,
+    channelScales: o.channelScales ?? DEFAULT_CHANNEL_SCALES,
     iters: o.iters ?? 20,
     seed: o.seed ?? 0,
     centroidDtype: o.centroidDtype ?? "F16",
@@ -606,16 +645,9 @@ export function sidePlan(
   kind: SideKind,
   sizes: Map<string, number>,
 ): CodebookGroup[] {
-  const mats = listLinears(cfg);
-  const { bpw } = sideSummary(kind, mats, sizes);
-  const rest = o.bits! - bpw;
-  if (!(rest > 0)) {
-    throw new CompressionError(
-      "compress.side",
-      `the ${kind === "lowrank" ? "low-rank parts" : "salient channels"} take ${bpw.toFixed(3)} of the ${o.bits} bits per weight, leaving none for the codebooks: lower --${kind === "lowrank" ? "rank" : "salient"} or raise --bits`,
-    );
-  }
-  return resolvePlan(cfg, { ...o, bits: rest });
+  const { bpw } = sideSummary(kind, listLinears(cfg), sizes);
+  const what = kind === "lowrank" ? "low-rank parts" : "salient channels";
+  return resolvePlan(cfg, o, { bpw, what, flag: kind === "lowrank" ? "rank" : "salient" });
 }
 
 function tryPlan(
@@ -667,6 +699,7 @@ async function chooseSideShare(
         iters: Math.min(o.iters ?? 20, SIDE_PROBE_ITERS),
         seed: o.seed ?? 0,
         centroidDtype: o.centroidDtype ?? "F16",
+        channelScales: o.channelScales ?? DEFAULT_CHANNEL_SCALES,
         onProgress: (p) => o.onProgress?.({ ...p, phase: `${kind} probe, share ${share}` }),
       },
       stats ? { ...stats, assignment: "nearest" } : undefined,
@@ -684,7 +717,11 @@ async function chooseSideShare(
 export const MAX_BITS = 16;
 
 /** Resolves and validates options into a codebook plan (no weights read). */
-export function resolvePlan(cfg: ModelConfig, o: CompressOptions): CodebookGroup[] {
+export function resolvePlan(
+  cfg: ModelConfig,
+  o: CompressOptions,
+  reserved?: { bpw: number; what: string; flag: string },
+): CodebookGroup[] {
   if ((o.bits === undefined) === (o.clusters === undefined)) {
     throw new CompressionError(
       "compress.usage",
@@ -700,13 +737,32 @@ export function resolvePlan(cfg: ModelConfig, o: CompressOptions): CodebookGroup
   if (o.clusters !== undefined && o.vectorDim === undefined) {
     throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
   }
-  return planCodebooks(listLinears(cfg), {
+  const mats = listLinears(cfg);
+  // channel scales and side parts take their bits off the codebooks' budget
+  const taken = [
+    ...(reserved ? [reserved] : []),
+    ...((o.channelScales ?? DEFAULT_CHANNEL_SCALES) && o.bits !== undefined
+      ? [{ bpw: channelScaleBpw(mats), what: "channel scales" }]
+      : []),
+  ];
+  const takenBpw = taken.reduce((n, t) => n + t.bpw, 0);
+  const bits = o.bits === undefined ? undefined : o.bits - takenBpw;
+  const whats = taken.map((t) => t.what).join(" and ");
+  if (bits !== undefined && !(bits > 0))
+    throw new CompressionError(
+      "compress.bits",
+      `the ${whats} take ${takenBpw.toFixed(3)} bits per weight, leaving none of --bits ${o.bits} for the codebooks: raise --bits${reserved ? ` or lower --${reserved.flag}` : ""}${taken.some((t) => t.what === "channel scales") ? " or give --channel-scales off" : ""}`,
+    );
+  return planCodebooks(mats, {
     share: o.share ?? defaultShare(o),
     d: o.vectorDim,
     m: o.codebooks ?? 1,
     clusters: o.clusters,
-    bits: o.bits,
+    bits,
     packed: (o.codeBits ?? DEFAULT_CODE_BITS) === "min",
+    ...(takenBpw > 0
+      ? { bitsLabel: `--bits ${o.bits} (${bits!.toFixed(3)} for the codebooks after the ${whats})` }
+      : {}),
   });
 }
 
@@ -977,7 +1033,8 @@ export async function compressModel(
       }
     }
     const group = opts.groupSize ?? 128;
-    const o = { iters, seed, centroidDtype, onProgress };
+    const withScales = !isScalarMethod(opts.method) && (opts.channelScales ?? DEFAULT_CHANNEL_SCALES);
+    const o = { iters, seed, centroidDtype, channelScales: withScales, onProgress };
     let result: Compressed;
     if (sequential) {
       const work = { done: 0, total: planWork(plan, iters, side?.kind === "lowrank" ? side.alternations : 0) };
@@ -1032,7 +1089,15 @@ export async function compressModel(
       method: opts.method,
       bpw,
       ...(!isScalarMethod(opts.method)
-        ? { share: resolved.share, centroid_dtype: centroidDtype, iters, seed, weighting, assignment }
+        ? {
+            share: resolved.share,
+            centroid_dtype: centroidDtype,
+            iters,
+            seed,
+            weighting,
+            assignment,
+            channel_scales: withScales,
+          }
         : {}),
       ...(calibrated ? { hessian_inputs: sequential ? hessianInputs : "original" } : {}),
       ...(opts.method === "reallm"

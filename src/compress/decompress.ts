@@ -122,6 +122,11 @@ export async function decompressModel(
         const nb = Math.ceil(o / m.d);
         const codes = readCodebookCodes(source, module, m, i, nb);
         codebook_decode_forward(w, codes, cb, o, i, m.d, nb, m.K, Math.ceil(nb / m.m));
+        if (m.channel_scale) {
+          // row r of the decoded codes times channel_scale[r]
+          const s = source.readFloat32(`${module}.channel_scale`);
+          for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) w[r * i + c] *= s[r];
+        }
         if (m.rank !== undefined) {
           // ReALLM: W = B·A + the decoded residual
           const ba = lowRankProduct(

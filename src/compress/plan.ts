@@ -92,6 +92,8 @@ export interface PlanOptions {
   bits?: number;
   /** Codes in ⌈log₂K⌉ bits instead of 16 (--code-bits min): the budget counts, and the planner spends, that. */
   packed?: boolean;
+  /** How messages name the budget `bits` (default "--bits B"): the user's --bits when other parts took a share. */
+  bitsLabel?: string;
 }
 
 /** Vectors each codebook of the group is fitted on (the smallest part when m > 1). */
@@ -224,7 +226,8 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
   if (o.d === undefined && o.bits === undefined)
     throw new CompressionError("compress.usage", "--clusters needs --vector-dim");
   const packed = o.packed === true;
-  if (o.d === undefined) return planForBudget([...groupMatrices(mats, o.share)], o.m, o.bits!, o.share, packed);
+  const label = o.bitsLabel ?? `--bits ${o.bits}`;
+  if (o.d === undefined) return planForBudget([...groupMatrices(mats, o.share)], o.m, o.bits!, o.share, packed, label);
   const plan: CodebookGroup[] = [];
   for (const [codebook, members] of groupMatrices(mats, o.share)) {
     const d: number = o.d;
@@ -257,7 +260,7 @@ export function planCodebooks(mats: MatrixSpec[], o: PlanOptions): CodebookGroup
         const padded = members.find((x) => x.out % d !== 0);
         throw new CompressionError(
           "compress.bits_unreachable",
-          `--bits ${B} is unreachable with --vector-dim ${d}: the codes alone cost ${(codes / params).toFixed(3)} bpw for ${codebook}${padded ? ` (${padded.projection}'s ${padded.out} outputs pad to ${Math.ceil(padded.out / d) * d})` : ""}; leave out --vector-dim to let the planner choose, or use more bits`,
+          `${label} is unreachable with --vector-dim ${d}: the codes alone cost ${(codes / params).toFixed(3)} bpw for ${codebook}${padded ? ` (${padded.projection}'s ${padded.out} outputs pad to ${Math.ceil(padded.out / d) * d})` : ""}; leave out --vector-dim to let the planner choose, or use more bits`,
         );
       }
       K = Math.min(K, MAX_CLUSTERS, N);
@@ -279,6 +282,7 @@ function planForBudget(
   B: number,
   share: ShareMode,
   packed: boolean,
+  label: string,
 ): CodebookGroup[] {
   const paramsOf = (members: MatrixSpec[]) => members.reduce((s, x) => s + x.in * x.out, 0);
   const total = groups.reduce((s, [, members]) => s + paramsOf(members), 0);
@@ -319,7 +323,7 @@ function planForBudget(
       const worst = [...cheapest.values()].sort((a, b) => (b.targetBits ?? 0) - (a.targetBits ?? 0))[0];
       throw new CompressionError(
         "compress.bits_unreachable",
-        `--bits ${B} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is ${packed ? "at least 1 bit" : "16 bits"}; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
+        `${label} is below what this model can reach at any vector length: ${reach.toFixed(3)} bpw at best (each code is ${packed ? "at least 1 bit" : "16 bits"}; ${worst.codebook} alone needs ${worst.targetBits!.toFixed(3)}); use more bits${share === "none" ? " or --share block" : ""}`,
       );
     }
   }

@@ -9,6 +9,8 @@
 //                      F16|BF16 [out, r]: W = B·A + the decoded codes (the codebook quantizes the residual);
 //                      with `salient: k` (LLM-Codebook), `<module>.salient_index` I32 [k] (distinct input channels,
 //                      ascending) and `<module>.salient_weight` F16|BF16 [out, k]: W[:, S] += salient_weight;
+//                      with `channel_scale: true`, `<module>.channel_scale` F16|BF16 [out]: the decoded codes'
+//                      row o is multiplied by channel_scale[o] (before the low-rank part or salient channels add);
 //   method "rtn":      `<module>.qweight` U8 (b-bit codes, LSB-first, row-major [out, in]),
 //                      `<module>.scales`, `<module>.zeros` F16 [out, ⌈in/G⌉].
 // docs/format.md describes it for users. This file parses and validates it; compress/ writes it.
@@ -30,6 +32,8 @@ export interface CodebookModule {
   rank?: number;
   /** LLM-Codebook: input channels stored in fp16 beside the codes (salient_index, salient_weight); absent: none. */
   salient?: number;
+  /** Channel scales: `<module>.channel_scale` [out] multiplies each output row of the decoded codes; absent: none. */
+  channel_scale?: true;
 }
 
 /** The code width of a module (16 when the entry does not say). */
@@ -37,9 +41,13 @@ export function moduleCodeBits(m: CodebookModule): number {
   return m.code_bits ?? 16;
 }
 
-/** The side-part tensors of a codebook module: ReALLM's low-rank factors, LLM-Codebook's salient channels. */
+/**
+ * The tensors a codebook module stores beside its codes and codebook: channel scales, ReALLM's low-rank factors,
+ * LLM-Codebook's salient channels.
+ */
 export function sideTensorNames(module: string, m: CodebookModule): string[] {
   return [
+    ...(m.channel_scale ? [`${module}.channel_scale`] : []),
     ...(m.rank !== undefined ? [`${module}.lowrank_A`, `${module}.lowrank_B`] : []),
     ...(m.salient !== undefined ? [`${module}.salient_index`, `${module}.salient_weight`] : []),
   ];
@@ -116,6 +124,8 @@ export function parseQuantizationConfig(
       }
       if (e.rank !== undefined && !posInt(e.rank)) bad(file, `modules["${name}"].rank must be an integer ≥ 1`);
       if (e.salient !== undefined && !posInt(e.salient)) bad(file, `modules["${name}"].salient must be an integer ≥ 1`);
+      if (e.channel_scale !== undefined && typeof e.channel_scale !== "boolean")
+        bad(file, `modules["${name}"].channel_scale must be true or false`);
       if (e.rank !== undefined && e.salient !== undefined)
         bad(file, `modules["${name}"] has both a rank and salient channels (one side part per module)`);
       modules[name] = {
@@ -127,6 +137,7 @@ export function parseQuantizationConfig(
         ...(e.code_bits !== undefined && e.code_bits !== 16 ? { code_bits: e.code_bits } : {}),
         ...(e.rank !== undefined ? { rank: e.rank } : {}),
         ...(e.salient !== undefined ? { salient: e.salient } : {}),
+        ...(e.channel_scale === true ? { channel_scale: true as const } : {}),
       };
     } else if (e.method === "rtn") {
       if (!posInt(e.bits) || e.bits > 8 || !posInt(e.group_size))

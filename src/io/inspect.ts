@@ -32,6 +32,8 @@ export interface QuantizationSummary {
   clusters?: { min: number; max: number };
   /** Bits per stored code (16, or packed ⌈log₂K⌉). */
   codeBits?: number[];
+  /** Matrices whose decoded codes are multiplied by stored channel scales (one per output row). */
+  channelScaled?: number;
   /** reallm: ranks of the stored low-rank parts. */
   ranks?: number[];
   /** llm-codebook: salient input channels per matrix. */
@@ -137,6 +139,7 @@ export function inspectModel(dir: string): ModelSummary {
             vectorDims: sorted(cb.map((m) => m.d)),
             clusters: { min: Math.min(...cb.map((m) => m.K)), max: Math.max(...cb.map((m) => m.K)) },
             codeBits: sorted(cb.map((m) => moduleCodeBits(m))),
+            ...(cb.some((m) => m.channel_scale) ? { channelScaled: cb.filter((m) => m.channel_scale).length } : {}),
             ...(cb.some((m) => m.rank) ? { ranks: sorted(cb.map((m) => m.rank ?? 0)) } : {}),
             ...(cb.some((m) => m.salient) ? { salient: sorted(cb.map((m) => m.salient ?? 0)) } : {}),
           }

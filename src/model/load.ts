@@ -20,8 +20,10 @@ import type { Linear, LowRankPart } from "./linear.js";
 import { LlamaModel } from "./llama.js";
 import {
   CODEBOOK_DTYPES,
+  channelScaleTensor,
   checkCheckpoint,
   codesTensor,
+  type ExpectedTensor,
   FLOAT_WEIGHT_DTYPES,
   lowRankTensors,
   readCodebookCodes,
@@ -107,11 +109,14 @@ export class CheckpointReader {
     return 9 + (c.qkvBias ? 3 : 0) + (c.oBias ? 1 : 0) + (c.mlpBias ? 3 : 0);
   }
 
-  /** Tensors of side parts (ReALLM low-rank, LLM-Codebook salient) in the whole checkpoint, beside the per-layer ones. */
-  get lowRankTensorCount(): number {
-    return (
-      2 *
-      Object.values(this.quant?.modules ?? {}).filter((m) => m.method === "cluscomp" && (m.rank || m.salient)).length
+  /**
+   * Tensors of side parts (channel scales, ReALLM low-rank, LLM-Codebook salient) in the whole checkpoint, beside
+   * the per-layer ones.
+   */
+  get sideTensorCount(): number {
+    return Object.values(this.quant?.modules ?? {}).reduce(
+      (n, m) => n + (m.method === "cluscomp" ? (m.channel_scale ? 1 : 0) + (m.rank || m.salient ? 2 : 0) : 0),
+      0,
     );
   }
 
@@ -176,6 +181,7 @@ export class CheckpointReader {
       const layout = { out, in: inp, d: q.d, nb, K: q.K, partCols: Math.ceil(nb / q.m) };
       const lowrank = q.rank === undefined ? undefined : this.lowRank(prefix, q.rank, out, inp);
       const salient = q.salient === undefined ? undefined : this.salientPart(prefix, q.salient, out, inp);
+      const channelScale = q.channel_scale ? this.expected(channelScaleTensor(prefix, out)) : undefined;
       return {
         kind: "codebook",
         codes,
@@ -187,6 +193,7 @@ export class CheckpointReader {
         outFeatures: out,
         ...(lowrank ? { lowrank } : {}),
         ...(salient ? { salient } : {}),
+        ...(channelScale ? { channelScale } : {}),
       };
     }
     const ng = Math.ceil(inp / q.group_size);
@@ -209,18 +216,21 @@ export class CheckpointReader {
     return { kind: "rtn", packed, scales, zeros, layout, bias, inFeatures: inp, outFeatures: out };
   }
 
+  /** A float tensor of a side part, its shape and dtype checked against what the format expects. */
+  private expected([name, e]: [string, ExpectedTensor]): Tensor {
+    const info = this.check(name, e.shape);
+    if (!e.dtypes.includes(info.dtype)) {
+      throw new ModelError(
+        "model.tensor_dtype",
+        `tensor "${name}" is ${info.dtype}; a ${e.role} must be ${e.dtypes.join(" or ")}`,
+      );
+    }
+    return this.tensor(name, e.shape);
+  }
+
   /** ReALLM's stored low-rank part of a module (scale 1). */
   private lowRank(prefix: string, r: number, out: number, inp: number): LowRankPart {
-    const [A, B] = lowRankTensors(prefix, r, out, inp).map(([name, e]) => {
-      const info = this.check(name, e.shape);
-      if (!e.dtypes.includes(info.dtype)) {
-        throw new ModelError(
-          "model.tensor_dtype",
-          `tensor "${name}" is ${info.dtype}; a ${e.role} must be ${e.dtypes.join(" or ")}`,
-        );
-      }
-      return this.tensor(name, e.shape);
-    });
+    const [A, B] = lowRankTensors(prefix, r, out, inp).map((t) => this.expected(t));
     return { A, B, scale: 1 };
   }
 
@@ -288,8 +298,7 @@ export function buildModel(
   const reader = new CheckpointReader(backend, cfg, source, () =>
     onProgress?.({ tensorsDone: ++done, tensorsTotal: total }),
   );
-  total =
-    2 + (cfg.tieWordEmbeddings ? 0 : 1) + reader.tensorsPerLayer * cfg.numHiddenLayers + reader.lowRankTensorCount;
+  total = 2 + (cfg.tieWordEmbeddings ? 0 : 1) + reader.tensorsPerLayer * cfg.numHiddenLayers + reader.sideTensorCount;
   const C = cfg.hiddenSize;
   const embedTokens = reader.tensor("model.embed_tokens.weight", [cfg.vocabSize, C]);
   const layers: DecoderLayer[] = [];

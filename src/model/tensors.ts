@@ -101,6 +101,7 @@ export function expectedTensors(
         );
       }
       want.set(m.codebook, { shape, dtypes: CODEBOOK_DTYPES, role: "codebook" });
+      if (m.channel_scale) want.set(...channelScaleTensor(x.module, x.out));
       if (m.rank !== undefined) {
         for (const [name, e] of lowRankTensors(x.module, m.rank, x.out, x.in)) want.set(name, e);
       }
@@ -188,6 +189,11 @@ export function checkCheckpoint(
     );
   }
   return { unused };
+}
+
+/** The channel scales of a codebook module: `<module>.channel_scale` [out], F16 or BF16. */
+export function channelScaleTensor(module: string, out: number): [string, ExpectedTensor] {
+  return [`${module}.channel_scale`, { shape: [out], dtypes: CODEBOOK_DTYPES, role: "channel scale" }];
 }
 
 /** ReALLM's low-rank factors of a module: `<module>.lowrank_A` [r, in] and `lowrank_B` [out, r], F16 or BF16. */

@@ -29,7 +29,7 @@ import {
 import { readTextFile } from "../io/text.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { LAYER_LINEARS } from "../model/decoder_layer.js";
-import { linearWeight } from "../model/linear.js";
+import { denseWeight, linearWeight } from "../model/linear.js";
 import type { LlamaModel } from "../model/llama.js";
 import { loadModel } from "../model/load.js";
 import { type DType, fromFloat32 } from "../tensor/dtype.js";
@@ -368,12 +368,14 @@ function outputKind(o: TrainOptions): TrainReport["output"] {
 
 function mergeLoraInto(model: LlamaModel): void {
   const be = model.backend;
-  // compressed bases become dense first: the merged weight is decode(codes) + (α/r)·B·A
+  // compressed bases become dense first: the merged weight is the whole stored weight (decoded codes, channel
+  // scales, ReALLM's low-rank part, LLM-Codebook's salient channels) + (α/r)·B·A
   for (const layer of model.weights.layers) {
     for (const [, key] of LAYER_LINEARS) {
       const lin = layer[key];
-      if (!lin.lora || lin.kind === "dense") continue;
-      const w = linearWeight(be, lin);
+      if (!lin.lora || (lin.kind === "dense" && !lin.lowrank && !lin.salient)) continue;
+      const w = denseWeight(be, lin);
+      if (lin.kind === "dense") be.dispose(lin.weight);
       layer[key] = {
         kind: "dense",
         weight: w,
@@ -464,10 +466,10 @@ async function writeDense(
     await put(`${p}.input_layernorm.weight`, layer.inputLayernorm);
     await put(`${p}.post_attention_layernorm.weight`, layer.postAttentionLayernorm);
     for (const [module, key] of LAYER_LINEARS) {
-      const lin = layer[key];
-      const wt = linearWeight(be, lin);
+      const wt = denseWeight(be, layer[key]);
       await put(`${p}.${module}.weight`, wt);
-      if (lin.kind !== "dense") be.dispose(wt);
+      be.dispose(wt);
+      const lin = layer[key];
       if (lin.bias) await put(`${p}.${module}.bias`, lin.bias);
     }
   }

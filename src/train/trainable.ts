@@ -110,7 +110,10 @@ export function collectLayerGrads(
     const g = grads.linears[key];
     if (g.weight) {
       if (lin.kind === "codebook" && trainable.has(lin.codebooks)) {
-        acc.add(lin.codebooks, be.codebook_grad(g.weight, lin.codes, lin.layout));
+        // W = diag(s)·decode(codes): the codebook's gradient gathers diag(s)·dW
+        const dW = lin.channelScale ? be.mul(g.weight, be.reshape(lin.channelScale, [lin.outFeatures, 1])) : g.weight;
+        acc.add(lin.codebooks, be.codebook_grad(dW, lin.codes, lin.layout));
+        if (dW !== g.weight) be.dispose(dW);
         be.dispose(g.weight);
       } else if (lin.kind === "dense") keep(lin.weight, g.weight);
       else be.dispose(g.weight);

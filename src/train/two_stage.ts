@@ -88,9 +88,12 @@ export async function compressAndTune(
     const differ: string[] = STAGE1_KEYS.filter((k) => kept[k] !== wanted[k]).map(
       (k) => `${k} ${String(kept[k])} ≠ ${String(wanted[k])}`,
     );
-    // records from before these options existed mean 16-bit codes, plain k-means, nearest codes
+    // records from before these options existed mean 16-bit codes, plain k-means, nearest codes, no channel scales
     const later = (
-      o: Pick<CompressOptions, "codeBits" | "weighting" | "assignment" | "calibration" | "hessianInputs">,
+      o: Pick<
+        CompressOptions,
+        "codeBits" | "weighting" | "assignment" | "calibration" | "hessianInputs" | "channelScales"
+      >,
     ) =>
       JSON.stringify([
         o.codeBits ?? "16",
@@ -98,9 +101,12 @@ export async function compressAndTune(
         o.assignment ?? "nearest",
         o.calibration ?? null,
         o.calibration ? (o.hessianInputs ?? "original") : null,
+        o.channelScales ?? false,
       ]);
     if (later(kept) !== later(wanted))
-      differ.push(`code bits, weighting, assignment, calibration, Hessian inputs ${later(kept)} ≠ ${later(wanted)}`);
+      differ.push(
+        `code bits, weighting, assignment, calibration, Hessian inputs, channel scales ${later(kept)} ≠ ${later(wanted)}`,
+      );
     if (differ.length > 0) {
       throw new UsageError(
         "compress.resume",

@@ -234,7 +234,9 @@ describe("cli compress", () => {
     expect(bad("--method", "reallm", "--clusters", "8", "--vector-dim", "4").stderr).toMatch(
       /--clusters applies to --method cluscomp only/,
     );
-    expect(bad("--method", "reallm", "--bits", "3", "--rank", "64").stderr).toMatch(/leaving none for the codebooks/);
+    expect(bad("--method", "reallm", "--bits", "3", "--rank", "64").stderr).toMatch(
+      /low-rank parts and channel scales take \d+\.\d+ bits per weight, leaving none of --bits 3 for the codebooks: raise --bits or lower --rank or give --channel-scales off/,
+    );
     expect(fs.existsSync(path.join(root, "never-r"))).toBe(false);
   });
 
@@ -259,7 +261,9 @@ describe("cli compress", () => {
       "--json",
     );
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/plan: 2 salient input channels per matrix \(fp16\) take 0\.\d+ bits per weight/);
+    expect(r.stderr).toMatch(
+      /plan: channel scales \(fp16, one per output row\) take 0\.\d+; 2 salient input channels per matrix \(fp16\) take 0\.\d+ bits per weight/,
+    );
     const q = JSON.parse(fs.readFileSync(path.join(lc, "config.json"), "utf8")).quantization_config;
     expect(q.method).toBe("llm-codebook");
     expect(q.weighting).toBe("hessian");
@@ -459,9 +463,14 @@ describe("cli compress", () => {
     const u = cli(...u16, "--bits", "3", "--code-bits", "16");
     expect(u.code).toBe(1);
     expect(u.stderr).toMatch(/unreachable with --vector-dim 4/);
-    const up = cli(...u16, "--bits", "0.05");
+    const up = cli(...u16, "--bits", "0.25");
     expect(up.code).toBe(1);
-    expect(up.stderr).toMatch(/unreachable with --vector-dim 4/);
+    expect(up.stderr).toMatch(
+      /--bits 0\.25 \(0\.038 for the codebooks after the channel scales\) is unreachable with --vector-dim 4/,
+    );
+    const none = cli(...u16, "--bits", "0.05");
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/channel scales take 0\.212 bits per weight, leaving none of --bits 0\.05/);
     const k = cli(
       "compress",
       "--model",

@@ -44,6 +44,13 @@ function dequantizeToDir(qdir: string, out: string): void {
       const l = vectorLayout(out, inp, m.d, m.m);
       w = decodeWeight(readCodebookCodes(src, name, m, inp, l.nb), src.readFloat32(m.codebook), l, m.K);
       consumed.add(`${name}.codes`).add(m.codebook);
+      if (m.channel_scale) {
+        // row o of the decoded codes times channel_scale[o]
+        const sc = src.readFloat32(`${name}.channel_scale`);
+        expect(sc.length).toBe(out);
+        for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[o * inp + i] *= sc[o];
+        consumed.add(`${name}.channel_scale`);
+      }
       if (m.rank !== undefined) {
         // ReALLM: W = B·A + the decoded residual
         const A = src.readFloat32(`${name}.lowrank_A`);
@@ -94,6 +101,10 @@ const VARIANTS: [string, Parameters<typeof compressModel>[3]][] = [
   ["cluscomp share none, m=2", { method: "cluscomp", vectorDim: 4, clusters: 12, codebooks: 2, iters: 4 }],
   ["cluscomp share block, --bits", { method: "cluscomp", bits: 5, vectorDim: 4, share: "block", iters: 4 }],
   [
+    "cluscomp share block, --bits, no channel scales",
+    { method: "cluscomp", bits: 5, vectorDim: 4, share: "block", iters: 4, channelScales: false },
+  ],
+  [
     "cluscomp share model, d=3 (padding), BF16 centroids",
     { method: "cluscomp", vectorDim: 3, clusters: 30, share: "model", centroidDtype: "BF16" },
   ],
@@ -113,22 +124,37 @@ describe.each(VARIANTS)("compress %s", (_name, opts) => {
     const report = await compressModel(be, src.dir, path.join(root, "q"), opts);
     expect(listTree(root).some((f) => f.includes(".tmp-"))).toBe(false);
     dequantizeToDir(path.join(root, "q"), path.join(root, "dense"));
-    // a low-rank part runs as two thin matmuls beside the codebook product: equal up to float32 rounding
-    const tol = opts.method === "reallm" ? 1e-5 : 0;
+    // a low-rank part runs as two thin matmuls beside the codebook product, channel scales multiply the codebook
+    // product's outputs: equal up to float32 rounding; otherwise exactly
+    const scaled = opts.method !== "rtn" && opts.channelScales !== false;
+    const tol = opts.method === "reallm" || scaled ? 1e-5 : 0;
     expectClose("logits", await logitsOf(path.join(root, "q")), await logitsOf(path.join(root, "dense")), tol);
     // bits: recompute from the stored tensors (shared codebooks stored once)
     const st = openCheckpoint(path.join(root, "q"));
     let bits = 0;
     for (const n of st.names()) {
-      const quantized = [".codes", ".codebook", ".scales", ".zeros", ".qweight", ".lowrank_A", ".lowrank_B"].some((s) =>
-        n.endsWith(s),
-      );
+      const quantized = [
+        ".codes",
+        ".codebook",
+        ".scales",
+        ".zeros",
+        ".qweight",
+        ".lowrank_A",
+        ".lowrank_B",
+        ".channel_scale",
+      ].some((s) => n.endsWith(s));
       if (quantized) bits += st.info(n)!.byteLength * 8;
     }
     st.close();
     // RTN's packed codes round up to whole bytes per matrix
     expect(Math.abs(bits / report.compressedParams - report.bpw)).toBeLessThan(opts.method === "rtn" ? 0.01 : 1e-12);
     if (opts.bits !== undefined && opts.method !== "rtn") expect(report.bpw).toBeLessThanOrEqual(opts.bits);
+    if (opts.method !== "rtn") {
+      const q = parseQuantizationConfig(JSON.parse(fs.readFileSync(path.join(root, "q", "config.json"), "utf8")))!;
+      const flags = Object.values(q.modules).map((m) => m.method === "cluscomp" && m.channel_scale === true);
+      expect(flags.every((f) => f === scaled)).toBe(true);
+      expect(q.channel_scales).toBe(scaled);
+    }
     if (opts.method === "reallm") {
       const q = parseQuantizationConfig(JSON.parse(fs.readFileSync(path.join(root, "q", "config.json"), "utf8")))!;
       expect(q.method).toBe("reallm");

@@ -131,75 +131,84 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
     expect(checked).toBeGreaterThanOrEqual(9);
   });
 
-  it("codebook gradient (shared q/k/v/o codebook, padded MLP vectors) equals d loss / d centroid", async () => {
-    const be = new CpuBackend();
-    const { config, model } = loadModel(m.dir, be);
-    const layer: DecoderLayer = model.weights.layers[0];
-    // replace each linear by a codebook linear: one d=3 attention codebook shared by q/k/v/o, one MLP codebook
-    // with m = 2 parts (out = 10 or 12 rows → padded when not a multiple of 3)
-    const d = 3;
-    const K = 4;
-    const r = new Rng(21);
-    const books = { attention: rand(1 * K * d, 22, 0.3), mlp: rand(2 * K * d, 23, 0.3) };
-    const bookTensors = { attention: be.upload(books.attention, [1, K, d]), mlp: be.upload(books.mlp, [2, K, d]) };
-    const codes = new Map<LinearKey, Int32Array>();
-    for (const [module, key] of LAYER_LINEARS) {
-      const lin = layer[key];
-      const family = module.startsWith("self_attn") ? "attention" : "mlp";
-      const parts = family === "attention" ? 1 : 2;
-      const nb = Math.ceil(lin.outFeatures / d);
-      const cs = Int32Array.from({ length: lin.inFeatures * nb }, () => r.int(K));
-      codes.set(key, cs);
-      const cl: CodebookLinear = {
-        kind: "codebook",
-        codes: be.uploadInt(cs, [lin.inFeatures, nb]),
-        codebooks: bookTensors[family],
-        codebookName: `${P}.${family}.codebook`,
-        layout: { out: lin.outFeatures, in: lin.inFeatures, d, nb, K, partCols: Math.ceil(nb / parts) },
-        bias: lin.bias,
-        inFeatures: lin.inFeatures,
-        outFeatures: lin.outFeatures,
-      };
-      layer[key] = cl;
-    }
-    const { cos, sin } = model.ropeFor(T);
-    const ctx = { cos, sin, past: 0 };
-    const { y, saved } = decoderLayerForward(be, config, layer, be.upload(x, [1, T, C]), ctx, true);
-    const { grad } = be.mse(y, be.upload(target, [1, T, C]));
-    const grads = decoderLayerBackward(be, config, layer, saved!, grad, ctx);
-    const params = trainableParams(layer, P, false);
-    expect(params.map((p) => p.name)).toEqual([`${P}.attention.codebook`, `${P}.mlp.codebook`]);
-    const [gAttn, gMlp] = trainableGrads(be, layer, grads, params);
-
-    // float64: decode the weights from the (perturbed) codebooks independently, then the naive layer's loss
-    const decode = (key: LinearKey, book: ArrayLike<number>) => {
-      const lin = layer[key] as CodebookLinear;
-      const { out, in: inp, nb, partCols } = lin.layout;
-      const cs = codes.get(key)!;
-      const w = new Float64Array(out * inp);
-      for (let o = 0; o < out; o++)
-        for (let i = 0; i < inp; i++) {
-          const j = Math.floor(o / d);
-          w[o * inp + i] = book[(Math.floor(j / partCols) * K + cs[i * nb + j]) * d + (o % d)];
-        }
-      return w;
-    };
-    const lossOf = (attn: ArrayLike<number>, mlp: ArrayLike<number>) => {
-      const params64: NaiveTensors = new Map();
-      for (const [n, t] of m.tensors) if (n.startsWith(`${P}.`)) params64.set(n, t);
+  for (const scaled of [false, true])
+    it(`codebook gradient (shared q/k/v/o codebook, padded MLP vectors${scaled ? ", channel scales" : ""}) equals d loss / d centroid`, async () => {
+      const be = new CpuBackend();
+      const { config, model } = loadModel(m.dir, be);
+      const layer: DecoderLayer = model.weights.layers[0];
+      // replace each linear by a codebook linear: one d=3 attention codebook shared by q/k/v/o, one MLP codebook
+      // with m = 2 parts (out = 10 or 12 rows → padded when not a multiple of 3)
+      const d = 3;
+      const K = 4;
+      const r = new Rng(21);
+      const books = { attention: rand(1 * K * d, 22, 0.3), mlp: rand(2 * K * d, 23, 0.3) };
+      const bookTensors = { attention: be.upload(books.attention, [1, K, d]), mlp: be.upload(books.mlp, [2, K, d]) };
+      const codes = new Map<LinearKey, Int32Array>();
+      // channel scales in [0.5, 2): W = diag(s)·decode(codes)
+      const scales = new Map<LinearKey, Float32Array>();
       for (const [module, key] of LAYER_LINEARS) {
         const lin = layer[key];
-        params64.set(`${P}.${module}.weight`, {
-          shape: [lin.outFeatures, lin.inFeatures],
-          data: decode(key, module.startsWith("self_attn") ? attn : mlp),
-        });
+        const family = module.startsWith("self_attn") ? "attention" : "mlp";
+        const parts = family === "attention" ? 1 : 2;
+        const nb = Math.ceil(lin.outFeatures / d);
+        const cs = Int32Array.from({ length: lin.inFeatures * nb }, () => r.int(K));
+        codes.set(key, cs);
+        const sc = Float32Array.from({ length: lin.outFeatures }, () => 0.5 + 1.5 * r.next());
+        scales.set(key, sc);
+        const cl: CodebookLinear = {
+          kind: "codebook",
+          codes: be.uploadInt(cs, [lin.inFeatures, nb]),
+          codebooks: bookTensors[family],
+          codebookName: `${P}.${family}.codebook`,
+          layout: { out: lin.outFeatures, in: lin.inFeatures, d, nb, K, partCols: Math.ceil(nb / parts) },
+          bias: lin.bias,
+          inFeatures: lin.inFeatures,
+          outFeatures: lin.outFeatures,
+          ...(scaled ? { channelScale: be.upload(sc, [lin.outFeatures]) } : {}),
+        };
+        layer[key] = cl;
       }
-      return naiveLoss(params64, c, x, target);
-    };
-    const [fdAttn, fdMlp] = finiteDifferenceVjp(([a, b]) => [lossOf(a, b)], [books.attention, books.mlp], [1]);
-    expectRelClose("attention codebook", await be.read(gAttn), fdAttn, 1e-4);
-    expectRelClose("mlp codebook", await be.read(gMlp), fdMlp, 1e-4);
-  });
+      const { cos, sin } = model.ropeFor(T);
+      const ctx = { cos, sin, past: 0 };
+      const { y, saved } = decoderLayerForward(be, config, layer, be.upload(x, [1, T, C]), ctx, true);
+      const { loss, grad } = be.mse(y, be.upload(target, [1, T, C]));
+      const grads = decoderLayerBackward(be, config, layer, saved!, grad, ctx);
+      const params = trainableParams(layer, P, false);
+      expect(params.map((p) => p.name)).toEqual([`${P}.attention.codebook`, `${P}.mlp.codebook`]);
+      const [gAttn, gMlp] = trainableGrads(be, layer, grads, params);
+
+      // float64: decode the weights from the (perturbed) codebooks independently, then the naive layer's loss
+      const decode = (key: LinearKey, book: ArrayLike<number>) => {
+        const lin = layer[key] as CodebookLinear;
+        const { out, in: inp, nb, partCols } = lin.layout;
+        const cs = codes.get(key)!;
+        const w = new Float64Array(out * inp);
+        for (let o = 0; o < out; o++)
+          for (let i = 0; i < inp; i++) {
+            const j = Math.floor(o / d);
+            const v = book[(Math.floor(j / partCols) * K + cs[i * nb + j]) * d + (o % d)];
+            w[o * inp + i] = scaled ? scales.get(key)![o] * v : v;
+          }
+        return w;
+      };
+      const lossOf = (attn: ArrayLike<number>, mlp: ArrayLike<number>) => {
+        const params64: NaiveTensors = new Map();
+        for (const [n, t] of m.tensors) if (n.startsWith(`${P}.`)) params64.set(n, t);
+        for (const [module, key] of LAYER_LINEARS) {
+          const lin = layer[key];
+          params64.set(`${P}.${module}.weight`, {
+            shape: [lin.outFeatures, lin.inFeatures],
+            data: decode(key, module.startsWith("self_attn") ? attn : mlp),
+          });
+        }
+        return naiveLoss(params64, c, x, target);
+      };
+      // the forward itself (channel scales applied) against the float64 layer
+      expect((await be.read(loss))[0]).toBeCloseTo(lossOf(books.attention, books.mlp), 5);
+      const [fdAttn, fdMlp] = finiteDifferenceVjp(([a, b]) => [lossOf(a, b)], [books.attention, books.mlp], [1]);
+      expectRelClose("attention codebook", await be.read(gAttn), fdAttn, 1e-4);
+      expectRelClose("mlp codebook", await be.read(gMlp), fdMlp, 1e-4);
+    });
 
   it("ReALLM low-rank factors: stage 2 trains only A and B, whose gradients equal d loss / d factor", async () => {
     const be = new CpuBackend();

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   type CodebookGroup,
   CompressionError,
+  channelScaleBpw,
   codeBits,
   codebookBits,
   listLinears,
@@ -84,7 +85,7 @@ describe("the planner, --bits B alone", () => {
     for (const share of ["block", "none"] as ShareMode[]) {
       it(`${name}, --share ${share}: every B in ${SWEEP.join(", ")} gives a plan within the budget`, () => {
         for (const B of SWEEP) {
-          const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "16" });
+          const plan = resolvePlan(cfg, { method: "cluscomp", channelScales: false, bits: B, share, codeBits: "16" });
           expect(plan.length).toBeGreaterThan(0);
           for (const g of plan) {
             expect(g.K, `${g.codebook} at ${B}`).toBeGreaterThanOrEqual(2);
@@ -112,8 +113,8 @@ describe("the planner, --bits B alone", () => {
     it(`${name}, --code-bits min: within the budget, ⌈log₂K⌉-bit codes, one more centroid would not fit, never a worse score`, () => {
       for (const share of ["block", "none"] as ShareMode[]) {
         for (const B of SWEEP) {
-          const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "min" });
-          const fixed = resolvePlan(cfg, { method: "cluscomp", bits: B, share, codeBits: "16" });
+          const plan = resolvePlan(cfg, { method: "cluscomp", channelScales: false, bits: B, share, codeBits: "min" });
+          const fixed = resolvePlan(cfg, { method: "cluscomp", channelScales: false, bits: B, share, codeBits: "16" });
           for (const g of plan) {
             expect(g.K).toBeGreaterThanOrEqual(2);
             expect(g.codeBits).toBe(Math.max(1, Math.ceil(Math.log2(g.K))));
@@ -146,7 +147,13 @@ describe("the planner, --bits B alone", () => {
   it("--code-bits min spends the budget its code widths leave (llama-en-26m, block): within 1 % of B", () => {
     const cfg = SHAPES[1].cfg;
     for (const B of [1.2, 2, 2.5, 3.25, 4.1]) {
-      const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share: "block", codeBits: "min" });
+      const plan = resolvePlan(cfg, {
+        method: "cluscomp",
+        channelScales: false,
+        bits: B,
+        share: "block",
+        codeBits: "min",
+      });
       expect(planBpw(plan), `at ${B}`).toBeLessThanOrEqual(B + 1e-9);
       expect(planBpw(plan), `at ${B}`).toBeGreaterThan(0.99 * B);
     }
@@ -155,7 +162,11 @@ describe("the planner, --bits B alone", () => {
   it("reproduces the reference presets on Llama-2-7B matrices (per matrix)", () => {
     const cfg = SHAPES[2].cfg;
     const d = (B: number) =>
-      new Set(resolvePlan(cfg, { method: "cluscomp", bits: B, share: "none", codeBits: "16" }).map((g) => g.d));
+      new Set(
+        resolvePlan(cfg, { method: "cluscomp", channelScales: false, bits: B, share: "none", codeBits: "16" }).map(
+          (g) => g.d,
+        ),
+      );
     expect(d(4.14)).toEqual(new Set([4]));
     expect(d(3)).toEqual(new Set([6]));
     expect(d(2.28)).toEqual(new Set([8]));
@@ -165,7 +176,7 @@ describe("the planner, --bits B alone", () => {
   it("plans matrices too narrow for the target at their minimum and takes their excess from the others", () => {
     // k_proj / v_proj have 8 outputs: a 16-bit code covers at most 8 weights, 2 bpw before any codebook
     const cfg = SHAPES[3].cfg;
-    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 1, share: "none", codeBits: "16" });
+    const plan = resolvePlan(cfg, { method: "cluscomp", channelScales: false, bits: 1, share: "none", codeBits: "16" });
     const narrow = plan.filter((g) => /[kv]_proj/.test(g.codebook));
     expect(narrow.length).toBe(2);
     for (const g of narrow) {
@@ -179,11 +190,35 @@ describe("the planner, --bits B alone", () => {
 
   it("goes below 1 bit per weight with long vectors, and says why when even that cannot fit", () => {
     const cfg = SHAPES[1].cfg;
-    const plan = resolvePlan(cfg, { method: "cluscomp", bits: 0.8, share: "block", codeBits: "16" });
+    const plan = resolvePlan(cfg, {
+      method: "cluscomp",
+      channelScales: false,
+      bits: 0.8,
+      share: "block",
+      codeBits: "16",
+    });
     for (const g of plan) expect(g.d).toBeGreaterThan(20);
     expect(planBpw(plan)).toBeLessThanOrEqual(0.8);
-    expect(() => resolvePlan(readModelConfig(EXAMPLE), { method: "cluscomp", bits: 0.1, share: "none" })).toThrow(
-      /below what this model can reach at any vector length: 0\.\d+ bpw at best/,
+    expect(() =>
+      resolvePlan(readModelConfig(EXAMPLE), { method: "cluscomp", channelScales: false, bits: 0.1, share: "none" }),
+    ).toThrow(/below what this model can reach at any vector length: 0\.\d+ bpw at best/);
+  });
+
+  it("channel scales (the default) take their 16 bits per output row off the codebooks' budget", () => {
+    for (const { cfg } of SHAPES) {
+      const mats = listLinears(cfg);
+      const scaleBpw = channelScaleBpw(mats);
+      const params = mats.reduce((n, x) => n + x.out * x.in, 0);
+      expect(scaleBpw).toBeCloseTo((16 * mats.reduce((n, x) => n + x.out, 0)) / params, 12);
+      for (const B of [2, 2.5, 3.25, 4]) {
+        const plan = resolvePlan(cfg, { method: "cluscomp", bits: B, share: "block" });
+        const bare = resolvePlan(cfg, { method: "cluscomp", bits: B - scaleBpw, share: "block", channelScales: false });
+        expect(plan).toEqual(bare);
+        expect(planBpw(plan) + scaleBpw).toBeLessThanOrEqual(B + 1e-9);
+      }
+    }
+    expect(() => resolvePlan(readModelConfig(EXAMPLE), { method: "cluscomp", bits: 0.2 })).toThrow(
+      /channel scales take 0\.\d+ bits per weight, leaving none of --bits 0\.2.*--channel-scales off/,
     );
   });
 
