@@ -270,14 +270,13 @@ describe("cli compress", () => {
     expect(q.modules["model.layers.2.self_attn.o_proj"].salient).toBe(2);
     expect(cli("inspect", "--model", lc).stdout).toMatch(/llm-codebook, .*2 salient input channels per matrix/);
     const adapter = path.join(root, "llm-codebook-lora");
-    const t = cli(
-      "train",
+    const trainArgs = (out: string) => [
       "--model",
       lc,
       "--data",
       TEXT,
       "--out",
-      adapter,
+      out,
       "--train",
       "lora",
       "--lora-rank",
@@ -289,10 +288,22 @@ describe("cli compress", () => {
       "--lr",
       "2e-3",
       "--json",
-    );
+    ];
+    const t = cli("train", ...trainArgs(adapter));
     expect(t.code, t.stderr).toBe(0);
     const tr = JSON.parse(t.stdout);
     expect(tr.losses.at(-1)).toBeLessThan(tr.losses[0]);
+    // the same training merged into a dense model keeps the salient channels and channel scales: it scores as the
+    // compressed model with the adapter applied
+    const merged = path.join(root, "llm-codebook-merged");
+    const tm = cli("train", ...trainArgs(merged), "--merge");
+    expect(tm.code, tm.stderr).toBe(0);
+    const ppl = (...a: string[]) => {
+      const e = cli("eval", ...a, "--data", TEXT, "--seqlen", "128", "--max-windows", "2", "--json");
+      expect(e.code, e.stderr).toBe(0);
+      return JSON.parse(e.stdout).ppl as number;
+    };
+    expect(ppl("--model", merged)).toBeCloseTo(ppl("--model", lc, "--adapter", adapter), 3);
     const bad = (...args: string[]) =>
       cli("compress", "--model", EXAMPLE, "--out", path.join(root, "never-lc"), ...args);
     expect(bad("--method", "llm-codebook", "--bits", "3", ...calib, "--weighting", "none").stderr).toMatch(
