@@ -6,7 +6,9 @@
 # k-means); assignment nearest | gptq (GPTQ's column order with error feedback); method cluscomp (default) | reallm
 # (rank share chosen by compress) | reallm-rR (--rank R) | gptq-gG, rtn-gG (the scalar baselines, --bits an integer
 # width, groups of G; d, code-bits, weighting and assignment are ignored: write "-"); any method with "+seq" takes
-# its statistics from the compressed blocks' inputs (--hessian-inputs compressed, GPTQ's sequential order);
+# its statistics from the compressed blocks' inputs (--hessian-inputs compressed, GPTQ's sequential order); a
+# codebook method with "+unscaled" runs without channel scales (--channel-scales off; rows measured before
+# 2026-12-01, when scales became the default, are recorded so);
 # finetune none (default) | blockwise (stage 2 at its defaults on the calibration text).
 # MODEL=llama (default: llama-en-26m, WikiText-2, calibration CALIB_SAMPLES (default 128) C4 windows of 512
 # tokens, GPTQ's set) or MODEL=stories (stories260K, the TinyStories excerpt's first 4,096 tokens, calibration
@@ -50,8 +52,11 @@ for row in ${ROWS:-$DEFAULT_ROWS}; do
   [ "$d" = plan ] || extra+=(--vector-dim "$d")
   [ "$weighting:$assignment:$finetune" = none:nearest:none ] ||
     extra+=(--calib "$calib" --calib-samples "${CALIB_SAMPLES:-128}" --calib-seqlen "$calib_seqlen")
-  cmethod=${method%+seq}
-  [ "$cmethod" = "$method" ] || extra+=(--hessian-inputs compressed)
+  cmethod=${method%+unscaled}
+  [ "$cmethod" = "$method" ] || extra+=(--channel-scales off)
+  base=$cmethod
+  cmethod=${cmethod%+seq}
+  [ "$cmethod" = "$base" ] || extra+=(--hessian-inputs compressed)
   codeopts=(--share block --code-bits "$codebits" --weighting "$weighting" --assignment "$assignment")
   case $cmethod in
     reallm-r*) extra+=(--rank "${cmethod#reallm-r}"); cmethod=reallm ;;

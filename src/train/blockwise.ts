@@ -571,6 +571,7 @@ function replaceParam(be: Backend, layer: DecoderLayer, p: TrainableParam, t: Te
   for (const [, key] of LAYER_LINEARS) {
     const lin = layer[key];
     if (lin.kind === "codebook" && lin.codebooks === p.tensor) lin.codebooks = t;
+    if (lin.kind === "codebook" && lin.channelScale === p.tensor) lin.channelScale = t;
     if (lin.lowrank?.A === p.tensor) lin.lowrank.A = t;
     if (lin.lowrank?.B === p.tensor) lin.lowrank.B = t;
   }

@@ -18,7 +18,7 @@ import {
   type LayerGrads,
   type LinearKey,
 } from "../model/decoder_layer.js";
-import type { Linear } from "../model/linear.js";
+import type { CodebookLinear, Linear } from "../model/linear.js";
 import type { LlamaModel } from "../model/llama.js";
 import type { ModelGradRequest } from "../model/llama_backward.js";
 import type { AdamW } from "./optimizer.js";
@@ -81,7 +81,8 @@ export function paramSet(params: TrainableParam[]): Set<Tensor> {
 export function layerGradRequest(layer: DecoderLayer, trainable: Set<Tensor>): GradRequest {
   const needsWeight = (lin: Linear) =>
     (lin.kind === "dense" && trainable.has(lin.weight)) ||
-    (lin.kind === "codebook" && trainable.has(lin.codebooks)) ||
+    (lin.kind === "codebook" &&
+      (trainable.has(lin.codebooks) || (lin.channelScale !== undefined && trainable.has(lin.channelScale)))) ||
     (lin.bias !== null && trainable.has(lin.bias));
   return {
     weight: (key: LinearKey) => needsWeight(layer[key]),
@@ -109,11 +110,15 @@ export function collectLayerGrads(
     const lin = layer[key];
     const g = grads.linears[key];
     if (g.weight) {
-      if (lin.kind === "codebook" && trainable.has(lin.codebooks)) {
-        // W = diag(s)·decode(codes): the codebook's gradient gathers diag(s)·dW
-        const dW = lin.channelScale ? be.mul(g.weight, be.reshape(lin.channelScale, [lin.outFeatures, 1])) : g.weight;
-        acc.add(lin.codebooks, be.codebook_grad(dW, lin.codes, lin.layout));
-        if (dW !== g.weight) be.dispose(dW);
+      if (lin.kind === "codebook") {
+        const s = lin.channelScale;
+        if (trainable.has(lin.codebooks)) {
+          // W = diag(s)·decode(codes): the codebook's gradient gathers diag(s)·dW
+          const dW = s ? be.mul(g.weight, be.reshape(s, [lin.outFeatures, 1])) : g.weight;
+          acc.add(lin.codebooks, be.codebook_grad(dW, lin.codes, lin.layout));
+          if (dW !== g.weight) be.dispose(dW);
+        }
+        if (s && trainable.has(s)) acc.add(s, channelScaleGrad(be, lin, g.weight));
         be.dispose(g.weight);
       } else if (lin.kind === "dense") keep(lin.weight, g.weight);
       else be.dispose(g.weight);
@@ -130,6 +135,21 @@ export function collectLayerGrads(
   }
   keep(layer.inputLayernorm, grads.inputLayernorm);
   keep(layer.postAttentionLayernorm, grads.postAttentionLayernorm);
+}
+
+/** d loss / d s [out] of W = diag(s)·decode(codes), given dW [out, in]: Σᵢ dW[o, i]·decode(codes)[o, i]. */
+function channelScaleGrad(be: Backend, lin: CodebookLinear, dW: Tensor): Tensor {
+  const w = be.codebook_decode(lin.codes, lin.codebooks, lin.layout);
+  const p = be.mul(dW, w);
+  const ones = be.upload(new Float32Array(lin.inFeatures).fill(1), [lin.inFeatures, 1]);
+  const ds = be.matmul(p, ones);
+  for (const t of [w, p, ones]) be.dispose(t);
+  return be.reshape(ds, [lin.outFeatures]);
+}
+
+/** The checkpoint name of a module's channel scales. */
+export function channelScaleName(module: string): string {
+  return `${module}.channel_scale`;
 }
 
 /** The checkpoint name of a factor of ReALLM's stored low-rank part of `module`. */
@@ -154,9 +174,12 @@ export function trainableParams(layer: DecoderLayer, prefix: string, trainNorms:
       params.push({ name: lowRankParamName(`${prefix}.${module}`, "B"), tensor: lin.lowrank.B });
       continue;
     }
-    if (lin.kind !== "codebook" || seen.has(lin.codebooks)) continue;
-    seen.add(lin.codebooks);
-    params.push({ name: lin.codebookName, tensor: lin.codebooks });
+    if (lin.kind !== "codebook") continue;
+    if (!seen.has(lin.codebooks)) {
+      seen.add(lin.codebooks);
+      params.push({ name: lin.codebookName, tensor: lin.codebooks });
+    }
+    if (lin.channelScale) params.push({ name: channelScaleName(`${prefix}.${module}`), tensor: lin.channelScale });
   }
   if (trainNorms) {
     params.push({ name: `${prefix}.input_layernorm.weight`, tensor: layer.inputLayernorm });
@@ -252,7 +275,10 @@ export function modelTrainableParams(model: LlamaModel, sets: readonly TrainSet[
         add(`${p}.${module}.weight`, lin.weight);
         if (lin.bias) add(`${p}.${module}.bias`, lin.bias);
       }
-      if (sets.includes("codebooks") && lin.kind === "codebook") add(lin.codebookName, lin.codebooks);
+      if (sets.includes("codebooks") && lin.kind === "codebook") {
+        add(lin.codebookName, lin.codebooks);
+        if (lin.channelScale) add(channelScaleName(`${p}.${module}`), lin.channelScale);
+      }
       if (sets.includes("lowrank") && lin.lowrank) {
         add(lowRankParamName(`${p}.${module}`, "A"), lin.lowrank.A);
         add(lowRankParamName(`${p}.${module}`, "B"), lin.lowrank.B);

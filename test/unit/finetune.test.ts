@@ -40,7 +40,7 @@ describe("block-wise codebook tuning (stories260K)", () => {
 
   let reference = "";
   let cpuRun: BlockwiseReport | null = null;
-  it("lowers the loss of every block and changes only the codebooks", async () => {
+  it("lowers the loss of every block and changes only the codebooks and channel scales", async () => {
     const out = path.join(root, "tuned");
     const r = await finetuneBlockwise(be, EXAMPLE, stage1, out, `${out}.work`, TUNE);
     const L = readModelConfig(EXAMPLE).numHiddenLayers;
@@ -57,18 +57,25 @@ describe("block-wise codebook tuning (stories260K)", () => {
     const before = openCheckpoint(stage1);
     const after = openCheckpoint(out);
     expect(after.names().sort()).toEqual(before.names().sort());
+    // stage 2 trains the codebooks and the channel scales
     const codebooks = new Set(Object.values(q.modules).map((m) => (m.method === "cluscomp" ? m.codebook : "")));
+    const scales = new Set(
+      Object.entries(q.modules).flatMap(([name, m]) =>
+        m.method === "cluscomp" && m.channel_scale ? [`${name}.channel_scale`] : [],
+      ),
+    );
+    expect(scales.size).toBe(7 * L);
     let changed = 0;
     for (const n of before.names()) {
       const same = Buffer.from(before.readRaw(n).buffer).equals(Buffer.from(after.readRaw(n).buffer));
-      if (codebooks.has(n)) {
+      if (codebooks.has(n) || scales.has(n)) {
         expect(after.info(n)!.dtype).toBe("F16");
         if (!same) changed++;
       } else {
         expect(same, n).toBe(true);
       }
     }
-    expect(changed).toBe(codebooks.size);
+    expect(changed).toBe(codebooks.size + scales.size);
     const { model } = loadModel(out, be);
     expect(model.weights.layers).toHaveLength(L);
     reference = sha(path.join(out, "model.safetensors"));

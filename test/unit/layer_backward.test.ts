@@ -174,11 +174,25 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
       const { loss, grad } = be.mse(y, be.upload(target, [1, T, C]));
       const grads = decoderLayerBackward(be, config, layer, saved!, grad, ctx);
       const params = trainableParams(layer, P, false);
-      expect(params.map((p) => p.name)).toEqual([`${P}.attention.codebook`, `${P}.mlp.codebook`]);
-      const [gAttn, gMlp] = trainableGrads(be, layer, grads, params);
+      // each codebook at its first use, each linear's channel scales after it
+      const scaleNames = (prefix: string) =>
+        scaled
+          ? LAYER_LINEARS.filter(([module]) => module.startsWith(prefix)).map(
+              ([module]) => `${P}.${module}.channel_scale`,
+            )
+          : [];
+      expect(params.map((p) => p.name)).toEqual([
+        `${P}.attention.codebook`,
+        ...scaleNames("self_attn"),
+        `${P}.mlp.codebook`,
+        ...scaleNames("mlp"),
+      ]);
+      const ours = trainableGrads(be, layer, grads, params);
+      const gAttn = ours[params.findIndex((p) => p.name === `${P}.attention.codebook`)];
+      const gMlp = ours[params.findIndex((p) => p.name === `${P}.mlp.codebook`)];
 
       // float64: decode the weights from the (perturbed) codebooks independently, then the naive layer's loss
-      const decode = (key: LinearKey, book: ArrayLike<number>) => {
+      const decode = (key: LinearKey, book: ArrayLike<number>, sc: ArrayLike<number> = scales.get(key)!) => {
         const lin = layer[key] as CodebookLinear;
         const { out, in: inp, nb, partCols } = lin.layout;
         const cs = codes.get(key)!;
@@ -187,18 +201,18 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
           for (let i = 0; i < inp; i++) {
             const j = Math.floor(o / d);
             const v = book[(Math.floor(j / partCols) * K + cs[i * nb + j]) * d + (o % d)];
-            w[o * inp + i] = scaled ? scales.get(key)![o] * v : v;
+            w[o * inp + i] = scaled ? sc[o] * v : v;
           }
         return w;
       };
-      const lossOf = (attn: ArrayLike<number>, mlp: ArrayLike<number>) => {
+      const lossOf = (attn: ArrayLike<number>, mlp: ArrayLike<number>, sc?: Map<LinearKey, ArrayLike<number>>) => {
         const params64: NaiveTensors = new Map();
         for (const [n, t] of m.tensors) if (n.startsWith(`${P}.`)) params64.set(n, t);
         for (const [module, key] of LAYER_LINEARS) {
           const lin = layer[key];
           params64.set(`${P}.${module}.weight`, {
             shape: [lin.outFeatures, lin.inFeatures],
-            data: decode(key, module.startsWith("self_attn") ? attn : mlp),
+            data: decode(key, module.startsWith("self_attn") ? attn : mlp, sc?.get(key)),
           });
         }
         return naiveLoss(params64, c, x, target);
@@ -208,6 +222,18 @@ describe.each(CASES)("layer backward vs float64 finite differences: %s", (_name,
       const [fdAttn, fdMlp] = finiteDifferenceVjp(([a, b]) => [lossOf(a, b)], [books.attention, books.mlp], [1]);
       expectRelClose("attention codebook", await be.read(gAttn), fdAttn, 1e-4);
       expectRelClose("mlp codebook", await be.read(gMlp), fdMlp, 1e-4);
+      if (!scaled) return;
+      // d loss / d s of every linear's channel scales
+      const keys = LAYER_LINEARS.map(([, key]) => key);
+      const fdScales = finiteDifferenceVjp(
+        (ss) => [lossOf(books.attention, books.mlp, new Map(keys.map((k, j) => [k, ss[j]])))],
+        keys.map((k) => scales.get(k)!),
+        [1],
+      );
+      for (const [j, [module]] of LAYER_LINEARS.entries()) {
+        const g = ours[params.findIndex((p) => p.name === `${P}.${module}.channel_scale`)];
+        expectRelClose(`${module} channel scales`, await be.read(g), fdScales[j], 1e-4);
+      }
     });
 
   it("ReALLM low-rank factors: stage 2 trains only A and B, whose gradients equal d loss / d factor", async () => {

@@ -100,8 +100,17 @@ async function naiveTensors(model: LlamaModel): Promise<NaiveTensors> {
     await put(`${p}.post_attention_layernorm.weight`, layer.postAttentionLayernorm);
     for (const [module, key] of LAYER_LINEARS) {
       const lin = layer[key];
-      const wt = linearWeight(be, lin);
+      // channel scales applied in float64 (the differences below would otherwise see float32 rounding)
+      const wt =
+        lin.kind === "codebook" && lin.channelScale
+          ? be.codebook_decode(lin.codes, lin.codebooks, lin.layout)
+          : linearWeight(be, lin);
       const dense = Float64Array.from(await be.read(wt));
+      if (lin.kind === "codebook" && lin.channelScale) {
+        const sc = await be.read(lin.channelScale);
+        for (let o = 0; o < lin.outFeatures; o++)
+          for (let i = 0; i < lin.inFeatures; i++) dense[o * lin.inFeatures + i] *= sc[o];
+      }
       if (lin.lora) {
         const A = await be.read(lin.lora.A);
         const Bm = await be.read(lin.lora.B);
@@ -283,7 +292,11 @@ describe("through compressed bases", () => {
       vectorLayout(lin.outFeatures, lin.inFeatures, 2),
       5,
     );
-    expect(Array.from(await be.read(linearWeight(be, lin)))).toEqual(Array.from(decoded));
+    // with the channel scales (compress's default) row o is scaled by s[o]
+    expect(lin.channelScale).toBeDefined();
+    const s = await be.read(lin.channelScale!);
+    const scaled = decoded.map((v, i) => Math.fround(v * s[Math.floor(i / lin.inFeatures)]));
+    expect(Array.from(await be.read(linearWeight(be, lin)))).toEqual(Array.from(scaled));
     expect(await check(model, ["codebooks"], { kind: "ce" }, c)).toBeGreaterThan(10);
     attachLora(model, { rank: 2, alpha: 2, targets: ["k", "up"] }, 3);
     for (const layer of model.weights.layers)
