@@ -56,8 +56,8 @@ export const FINETUNE_OPTIONS_HELP = `  --calib FILE         calibration text (.
   --max-windows N      score only the first N windows of --eval-data`;
 
 export const FINETUNE_HELP = `cluscomp finetune --model FP_DIR --stage1 DIR --out DIR --calib FILE [options]
-  ClusComp stage 2: tunes the codebooks of a stage-1 checkpoint (made by cluscomp compress, --share none or
-  block) block by block (the low-rank factors of a reallm checkpoint instead)
+  ClusComp stage 2: tunes the codebooks (and channel scales) of a stage-1 checkpoint (made by cluscomp compress,
+  --share none or block) block by block (the low-rank factors of a reallm checkpoint instead)
   to reproduce the full-precision model FP_DIR; writes the tuned checkpoint to --out.
   Checkpoints after every block go to OUT.work (deleted when done). Progress: one bar for the whole run, with
   the block, epoch and running loss (mean squared error of the block's output) and an ETA for all blocks.

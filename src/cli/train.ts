@@ -40,9 +40,9 @@ export const TRAIN_HELP = `cluscomp train --model DIR --data FILE --out DIR --tr
   Trains a model end to end (dense, ClusComp or RTN) and writes the result: a LoRA adapter in PEFT's layout
   (--train lora), a dense model with the adapters merged (--merge), or the model with its trained tensors (with
   lora and other sets: and the adapter beside them, applied with eval/generate --adapter OUT).
-  --train SETS         comma-separated: codebooks (ClusComp centroids) | norms (RMSNorm weights) | lowrank
-                       (a reallm model's low-rank factors, as ReALLM finetunes) | lora | all (every weight of a
-                       dense model: full finetuning)
+  --train SETS         comma-separated: codebooks (ClusComp centroids and their channel scales) | norms (RMSNorm
+                       weights) | lowrank (a reallm model's low-rank factors, as ReALLM finetunes) | lora | all
+                       (every weight of a dense model: full finetuning)
   --data FILE          .txt (cut into windows of --seqlen), .jsonl of {"text"}, {"instruction","input","output"}
                        (Alpaca template, loss on the response), {"prompt","completion"} (loss on the completion),
                        {"messages"} (the model's chat template, loss on the assistant turns) or {"ids"} (token
