@@ -64,7 +64,7 @@ const ratio = win ? re.ppl / ce.ppl : ce.ppl / re.ppl;
 console.log(win
   ? `verdict: ClusComp wins at ${c.bpw.toFixed(2)} bits/weight: perplexity ${ce.ppl.toFixed(1)} against RTN's ${re.ppl.toFixed(1)} (${ratio.toFixed(1)}× lower) at ${mib(dirC).toFixed(3)} vs ${mib(dirR).toFixed(3)} MiB; the original scores ${o.ppl.toFixed(2)}.`
   : `verdict: RTN wins at this size: perplexity ${re.ppl.toFixed(1)} against ClusComp\u2019s ${ce.ppl.toFixed(1)} (${ratio.toFixed(1)}× lower).`);
-console.log("Where ClusComp loses: at 4.5 bits/weight RTN 4-bit g64 is better on this model (measured: perplexity 4.55 vs");
-console.log("4.74; at 3.5 ClusComp wins, 6.31 vs 8.68). On llama-en-26m ClusComp at 3.25 bits/weight (stage 1 alone) scores");
-console.log("445.4 against RTN 3-bit g128's 466.6 and full precision's 453.8 (docs/results.md, \"Better codebooks\").");
+console.log("Closest against RTN on this model: 4.5 bits/weight, perplexity 4.40 vs RTN 4-bit g64's 4.55 (3.5: 5.27 vs 8.68).");
+console.log("Where ClusComp is only level: on llama-en-26m at 3.25 bits/weight (stage 1) its KL to full precision is 0.026");
+console.log("against GPTQ 3-bit g128's 0.045, but its perplexity 460.8 is above GPTQ's 456.3 (docs/results.md, \"Channel scales\").");
 EOF
