@@ -218,7 +218,7 @@ describe("quiet output", () => {
     const text = cli("inspect", "--model", out).stdout;
     expect(text).toMatch(/context {6}512 tokens/);
     expect(text).toMatch(
-      /quantization cluscomp, 3\.000 bits per weight over 35 matrices; share block; 10 codebooks \(d [\d/]+, K [\d–]+, 16-bit codes, F16\)/,
+      /quantization cluscomp, (2\.99\d|3\.000) bits per weight over 35 matrices; share block; 10 codebooks \(d [\d/]+, K [\d–]+, 16-bit codes, F16\); channel scales on 35 matrices \(fp16, one per output row\)/,
     );
     expect(text).toMatch(/finetuning {3}none \(no stage 2\)/);
     expect(text).toMatch(/parameters {3}260\.0K \(260,032, of the original model\)/);
