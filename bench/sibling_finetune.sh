@@ -7,7 +7,7 @@
 # MODEL=llama: the same on llama-en-26m at 3.25 bpw (bases from `bash bench/codebook_quality.sh`, without channel
 # scales: LLM-Codebook with GPTQ-style codes + LoRA r8, ReALLM rank 8 + its low-rank factors, ClusComp + codebooks
 # and norms), distilled on the C4 excerpt (windows of 512, STEPS steps, default 32), scored on WikiText-2's first
-# 4,096 tokens.
+# 4,096 tokens. LR overrides the learning rate (default 1e-3).
 #   bash bench/sibling_finetune.sh        (MODEL=stories|llama, CLI="node …", THREADS=N); results in
 #                                         out/sibling-finetune.log
 set -euo pipefail
@@ -50,7 +50,7 @@ for row in "${rows[@]}"; do
   [ "$sets" = lora ] && extra=(--lora-rank 8)
   rm -rf "${out:?}/$name" "$out/$name.work"
   $cli train --backend cpu --threads "$threads" --model "$base" --data "$data" --out "$out/$name" --train "$sets" \
-    "${extra[@]}" --loss kd --teacher "$fp" --seqlen "$seqlen" "${length[@]}" --lr 1e-3 --json > "$out/$name.json" 2> "$out/$name.log"
+    "${extra[@]}" --loss kd --teacher "$fp" --seqlen "$seqlen" "${length[@]}" --lr "${LR:-1e-3}" --json > "$out/$name.json" 2> "$out/$name.log"
   if [ "$sets" = lora ]; then after=$(score "$base" --adapter "$out/$name"); else after=$(score "$out/$name"); fi
   echo "$name $sets before $(score "$base") after $after train $(node -e 'console.log(require(process.argv[1]).seconds.toFixed(0))' "$PWD/$out/$name.json") s" |
     tee -a out/sibling-finetune.log
