@@ -1,9 +1,9 @@
 // A linear layer's weights as the model sees them: dense, codebook-compressed (ClusComp; optionally with channel
 // scales, one per output row) or round-to-nearest, optionally with ReALLM's stored low-rank part
 // (y = B·A·x + VQ(x)), LLM-Codebook's salient channels (the same form with A a one-hot selection) and a LoRA
-// adapter over it (y = base(x) + (α/r)·B·A·x, PEFT's LoRA), both low-rank parts applied as two thin matmuls. Compressed weights stay
-// compressed on the backend; `applyLinear` multiplies codebook weights through the backend's codebook_linear
-// (fused on fast backends) and decodes round-to-nearest weights one layer at a time.
+// adapter over it (y = base(x) + (α/r)·B·A·x, PEFT's LoRA), both low-rank parts applied as two thin matmuls.
+// Compressed weights stay compressed on the backend; `applyLinear` multiplies codebook weights through the
+// backend's codebook_linear (fused on fast backends) and decodes round-to-nearest weights one layer at a time.
 
 import type { Backend, CodebookLayout, RtnLayout, Tensor } from "../backend/backend.js";
 
