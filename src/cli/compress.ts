@@ -137,31 +137,20 @@ export const COMPRESS_OPTIONS: OptionSpec = {
 };
 
 /** The flags each method reads; any other compression flag given with it is a usage error, never ignored. */
+const CODEBOOK_FLAGS = [
+  "bits",
+  "vector-dim",
+  "code-bits",
+  "share",
+  "iters",
+  "seed",
+  "centroid-dtype",
+  "channel-scales",
+];
 const METHOD_FLAGS: Record<CompressMethod, readonly string[]> = {
-  cluscomp: [
-    "bits",
-    "vector-dim",
-    "clusters",
-    "codebooks",
-    "code-bits",
-    "share",
-    "iters",
-    "seed",
-    "centroid-dtype",
-    "channel-scales",
-  ],
-  reallm: ["bits", "rank", "vector-dim", "code-bits", "share", "iters", "seed", "centroid-dtype", "channel-scales"],
-  "llm-codebook": [
-    "bits",
-    "salient",
-    "vector-dim",
-    "code-bits",
-    "share",
-    "iters",
-    "seed",
-    "centroid-dtype",
-    "channel-scales",
-  ],
+  cluscomp: [...CODEBOOK_FLAGS, "clusters", "codebooks"],
+  reallm: [...CODEBOOK_FLAGS, "rank"],
+  "llm-codebook": [...CODEBOOK_FLAGS, "salient"],
   rtn: ["bits", "group-size"],
   gptq: ["bits", "group-size"],
 };

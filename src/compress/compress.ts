@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { Backend, Tensor } from "../backend/backend.js";
 import { CompressionError, ModelError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
-import { FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
+import { channelScaleName, FORMAT_VERSION, QUANT_METHOD, type QuantModule } from "../io/cluscomp_format.js";
 import { modelFingerprint } from "../io/fingerprint.js";
 import { type ModelConfig, readModelConfig } from "../io/hf_config.js";
 import { OverlaySource } from "../io/memory_source.js";
@@ -479,7 +479,7 @@ async function clusterModel(
       const sc = scalesOf.get(x.name);
       if (sc) {
         tensors.push({
-          name: `${x.name}.channel_scale`,
+          name: channelScaleName(x.name),
           dtype: o.centroidDtype,
           shape: [x.out],
           data: fromFloat32(o.centroidDtype, sc),

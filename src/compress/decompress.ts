@@ -10,7 +10,7 @@ import { codebook_decode_forward } from "../backend/cpu/codebook_decode.js";
 import { rtn_decode_forward } from "../backend/cpu/rtn_decode.js";
 import { CompressionError } from "../errors.js";
 import { checkOutputDir, writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
-import { parseQuantizationConfig, sideTensorNames } from "../io/cluscomp_format.js";
+import { channelScaleName, parseQuantizationConfig, sideTensorNames } from "../io/cluscomp_format.js";
 import { readModelConfig } from "../io/hf_config.js";
 import {
   copyCompanionFiles,
@@ -124,7 +124,7 @@ export async function decompressModel(
         codebook_decode_forward(w, codes, cb, o, i, m.d, nb, m.K, Math.ceil(nb / m.m));
         if (m.channel_scale) {
           // row r of the decoded codes times channel_scale[r]
-          const s = source.readFloat32(`${module}.channel_scale`);
+          const s = source.readFloat32(channelScaleName(module));
           for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) w[r * i + c] *= s[r];
         }
         if (m.rank !== undefined) {

@@ -41,13 +41,18 @@ export function moduleCodeBits(m: CodebookModule): number {
   return m.code_bits ?? 16;
 }
 
+/** The tensor of a codebook module's channel scales. */
+export function channelScaleName(module: string): string {
+  return `${module}.channel_scale`;
+}
+
 /**
  * The tensors a codebook module stores beside its codes and codebook: channel scales, ReALLM's low-rank factors,
  * LLM-Codebook's salient channels.
  */
 export function sideTensorNames(module: string, m: CodebookModule): string[] {
   return [
-    ...(m.channel_scale ? [`${module}.channel_scale`] : []),
+    ...(m.channel_scale ? [channelScaleName(module)] : []),
     ...(m.rank !== undefined ? [`${module}.lowrank_A`, `${module}.lowrank_B`] : []),
     ...(m.salient !== undefined ? [`${module}.salient_index`, `${module}.salient_weight`] : []),
   ];

@@ -10,6 +10,7 @@ import { unpackBits } from "../compress/rtn.js";
 import { ConfigError, ModelError } from "../errors.js";
 import {
   type CodebookModule,
+  channelScaleName,
   moduleCodeBits,
   parseQuantizationConfig,
   type QuantizationConfig,
@@ -193,7 +194,7 @@ export function checkCheckpoint(
 
 /** The channel scales of a codebook module: `<module>.channel_scale` [out], F16 or BF16. */
 export function channelScaleTensor(module: string, out: number): [string, ExpectedTensor] {
-  return [`${module}.channel_scale`, { shape: [out], dtypes: CODEBOOK_DTYPES, role: "channel scale" }];
+  return [channelScaleName(module), { shape: [out], dtypes: CODEBOOK_DTYPES, role: "channel scale" }];
 }
 
 /** ReALLM's low-rank factors of a module: `<module>.lowrank_A` [r, in] and `lowrank_B` [out, r], F16 or BF16. */

@@ -6,6 +6,7 @@
 
 import type { Backend, Tensor } from "../backend/backend.js";
 import { ModelError, UsageError } from "../errors.js";
+import { channelScaleName } from "../io/cluscomp_format.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import {
   type DecoderLayer,
@@ -145,11 +146,6 @@ function channelScaleGrad(be: Backend, lin: CodebookLinear, dW: Tensor): Tensor 
   const ds = be.matmul(p, ones);
   for (const t of [w, p, ones]) be.dispose(t);
   return be.reshape(ds, [lin.outFeatures]);
-}
-
-/** The checkpoint name of a module's channel scales. */
-export function channelScaleName(module: string): string {
-  return `${module}.channel_scale`;
 }
 
 /** The checkpoint name of a factor of ReALLM's stored low-rank part of `module`. */

@@ -627,30 +627,22 @@ export class WebGpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    const { n, div, modulus } = checkBroadcast("add", a, b);
-    const out = this.tensor(a.shape);
-    this.elementwise(
-      "add",
-      [
-        [1, this.own(a, "add a").storage],
-        [2, this.own(b, "add b").storage],
-        [3, out.storage],
-      ],
-      n,
-      "uuu",
-      [n, div, modulus],
-    );
-    return out;
+    return this.broadcast("add", a, b);
   }
 
   mul(a: Tensor, b: Tensor): Tensor {
-    const { n, div, modulus } = checkBroadcast("mul", a, b);
+    return this.broadcast("mul", a, b);
+  }
+
+  /** add and mul: a ∘ b with b broadcast as checkBroadcast allows. */
+  private broadcast(op: "add" | "mul", a: Tensor, b: Tensor): Tensor {
+    const { n, div, modulus } = checkBroadcast(op, a, b);
     const out = this.tensor(a.shape);
     this.elementwise(
-      "mul",
+      op,
       [
-        [1, this.own(a, "mul a").storage],
-        [2, this.own(b, "mul b").storage],
+        [1, this.own(a, `${op} a`).storage],
+        [2, this.own(b, `${op} b`).storage],
         [3, out.storage],
       ],
       n,
